@@ -1,0 +1,3 @@
+from ctibridge.cli import main
+
+raise SystemExit(main())

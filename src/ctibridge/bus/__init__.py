@@ -1,0 +1,1 @@
+"""ctibridge bus layer."""

@@ -1,0 +1,249 @@
+"""All configuration, in one place.
+
+Built once by :func:`load` in layers: defaults < TOML file (+ ``conf.d/*.toml`` beside it,
+in name order) < environment (``CTIBRIDGE_<SECTION>_<KEY>``) < explicit overrides (CLI).
+Sections are frozen dataclasses handed down to the component that uses them. Nothing else
+in ctibridge reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+from ctibridge.errors import ConfigError
+
+__all__ = [
+    "CallsSettings",
+    "KazooSettings",
+    "PushSettings",
+    "Settings",
+    "StorageSettings",
+    "WebSettings",
+    "load",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class KazooSettings:
+    enabled: bool = False
+    api_url: str = "http://127.0.0.1:8000"
+    """Crossbar base URL (``/v2/...`` is appended)."""
+    ws_url: str = "ws://127.0.0.1:5555"
+    """Blackhole websocket URL."""
+    api_key: str = ""
+    account_ids: tuple[str, ...] = ()
+    """Accounts to watch; empty = the API key's own account."""
+    bindings: tuple[str, ...] = (
+        "call.CHANNEL_CREATE.*",
+        "call.CHANNEL_ANSWER.*",
+        "call.CHANNEL_BRIDGE.*",
+        "call.CHANNEL_HOLD.*",
+        "call.CHANNEL_UNHOLD.*",
+        "call.CHANNEL_DESTROY.*",
+    )
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    ping_interval: float = 20.0
+    request_timeout: float = 10.0
+    max_message_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    url: str = ""
+    """SQLAlchemy URL. Empty: a SQLite file ``ctibridge.db`` in the data directory."""
+    echo: bool = False
+    flush_interval: float = 0.02
+    """Seconds between group commits of call changes (the push never waits for them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    """How agents' browsers reach us; default ``http://host:port``."""
+    admin_token: str = ""
+    """Admin API token. Empty: one is generated on first start and kept in the data dir."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    token_ttl_hours: float = 12.0
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    queue_size: int = 256
+    """Messages buffered per agent connection; a client that falls this far behind is dropped."""
+    send_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallsSettings:
+    internal_digits: int = 5
+    """Numbers of at most this many digits are extensions (seed 002)."""
+    default_region: str = "GB"
+    """Region for national numbers when normalising to E.164."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: str = "./data"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    """``json`` (one object a line) or ``text``."""
+    kazoo: KazooSettings = field(default_factory=KazooSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    push: PushSettings = field(default_factory=PushSettings)
+    calls: CallsSettings = field(default_factory=CallsSettings)
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage.url:
+            return self.storage.url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'ctibridge.db'}"
+
+    @property
+    def public_url(self) -> str:
+        if self.web.public_url:
+            return self.web.public_url.rstrip("/")
+        scheme = "https" if self.web.tls_cert else "http"
+        return f"{scheme}://{self.web.host}:{self.web.port}"
+
+
+_T = TypeVar("_T")
+_TOP_LEVEL = ("data_dir", "log_level", "log_format")
+
+
+def _cast(value: Any, kind: Any, where: str) -> Any:
+    origin = getattr(kind, "__origin__", None)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+        if origin is tuple:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot read {value!r} as {getattr(kind, '__name__', kind)}") from exc
+    raise ConfigError(f"{where}: unsupported setting type {kind}")
+
+
+def _build(cls: type[_T], values: Mapping[str, Any], where: str) -> _T:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    kwargs = {k: _cast(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _merge(into: dict[str, dict[str, Any]], layer: Mapping[str, Any], where: str) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping):
+            into.setdefault(key, {}).update(value)
+        elif key in _TOP_LEVEL:
+            into.setdefault("", {})[key] = value
+        else:
+            raise ConfigError(f"{where}: unknown top-level setting {key!r}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    sections = {f.name for f in dataclasses.fields(Settings)} - set(_TOP_LEVEL)
+    layer: dict[str, dict[str, Any]] = {}
+    for key, value in environ.items():
+        if not key.startswith("CTIBRIDGE_") or key == "CTIBRIDGE_CONFIG":
+            continue
+        rest = key[len("CTIBRIDGE_"):].lower()
+        if rest in _TOP_LEVEL:
+            layer.setdefault("", {})[rest] = value
+            continue
+        section, _, name = rest.partition("_")
+        if section not in sections or not name:
+            raise ConfigError(f"environment variable {key} names no setting")
+        layer.setdefault(section, {})[name] = value
+    return layer
+
+
+def load(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings. ``overrides`` uses ``{"section": {...}}`` or top-level keys."""
+    environ = environ or {}
+    merged: dict[str, dict[str, Any]] = {}
+    path = config_file or environ.get("CTIBRIDGE_CONFIG")
+    if path:
+        main = Path(path)
+        _merge(merged, _read_toml(main), str(main))
+        conf_d = main.parent / "conf.d"
+        if conf_d.is_dir():
+            for extra in sorted(conf_d.glob("*.toml")):
+                _merge(merged, _read_toml(extra), str(extra))
+    _merge(merged, _env_layer(environ), "environment")
+    _merge(merged, overrides or {}, "overrides")
+    hints = get_type_hints(Settings)
+    kwargs: dict[str, Any] = {}
+    for name, values in merged.items():
+        if name == "":
+            kwargs.update(_build(_TopLevel, values, "settings").as_dict())
+        elif name in hints and name not in _TOP_LEVEL:
+            kwargs[name] = _build(hints[name], values, name)
+        else:
+            raise ConfigError(f"unknown settings section [{name}]")
+    settings = Settings(**kwargs)
+    _validate(settings)
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class _TopLevel:
+    data_dir: str = "./data"
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _validate(settings: Settings) -> None:
+    if settings.log_format not in ("json", "text"):
+        raise ConfigError("log_format must be 'json' or 'text'")
+    if not 1 <= settings.calls.internal_digits <= 15:
+        raise ConfigError("calls.internal_digits must be between 1 and 15")
+    if settings.push.queue_size < 1:
+        raise ConfigError("push.queue_size must be at least 1")
+    if bool(settings.web.tls_cert) != bool(settings.web.tls_key):
+        raise ConfigError("web.tls_cert and web.tls_key go together")
+    if settings.kazoo.enabled and not settings.kazoo.api_key:
+        raise ConfigError("kazoo.api_key is required when kazoo.enabled is true")

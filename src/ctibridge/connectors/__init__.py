@@ -1,0 +1,1 @@
+"""asyncio drivers for the phone systems: connect, log in, read, reconnect, resync."""

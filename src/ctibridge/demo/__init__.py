@@ -1,0 +1,1 @@
+"""The built-in demo phone system: a Kazoo-compatible server and realistic call traffic."""

@@ -1,0 +1,1 @@
+"""Storage: calls, legs, the channel-event log, agents, tokens and the outbox."""

@@ -1,0 +1,1 @@
+"""ctibridge web/routes layer."""
