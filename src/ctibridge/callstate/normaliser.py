@@ -1,0 +1,361 @@
+"""Channel events in, call changes out: the call-state normaliser.
+
+Pure: no I/O, no clock, no asyncio. The normaliser owns its state (leg facts and the calls
+it has published), like an h11 connection owns its state machine; everything it returns is a
+frozen value. Feeding the same set of events in any order, with any duplicates, yields the
+same final calls (see ``legs.py``), and a published call state only ever moves forward
+(``machine.TRANSITIONS``).
+
+Grouping: a leg belongs to the call of its group key (Kazoo interaction id, Asterisk
+linkedid, FreeSWITCH call uuid); a leg that carries none is grouped through its bridge key,
+then through its other leg. A bridge between legs of two different calls (attended transfer)
+moves the younger call's leg into the older call at the bridge time; the younger call ends
+as ``transferred``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import fields, replace
+
+from ctibridge.callstate.derive import LegView, derive
+from ctibridge.callstate.events import ChannelEvent, LegEventKind
+from ctibridge.callstate.legs import LegFacts
+from ctibridge.callstate.machine import EVENT_OF, TRANSITIONS, Trigger, path
+from ctibridge.callstate.model import Call, CallChanged, CallEventName, CallState
+
+__all__ = ["RESYNC_CAUSE", "Normaliser"]
+
+RESYNC_CAUSE = "GONE_DURING_RESYNC"
+"""Hang-up cause given to a leg the phone system no longer lists after a reconnect."""
+
+_SEP = "\x1f"
+
+
+class _Box:
+    """One call as published: the union-find root's payload."""
+
+    __slots__ = ("call_id", "legs", "nodes", "pbx", "published")
+
+    def __init__(self, pbx: str) -> None:
+        self.legs: dict[str, LegFacts] = {}
+        self.nodes: set[str] = set()
+        self.published: Call | None = None
+        self.call_id = ""
+        self.pbx = pbx
+
+
+class Normaliser:
+    """Folds channel events into calls. See the module docstring."""
+
+    def __init__(
+        self, *, internal_digits: int = 5, keep_ended: int = 10_000, tombstones: int = 200_000
+    ) -> None:
+        self._digits = internal_digits
+        self._keep_ended = keep_ended
+        self._max_tombstones = tombstones
+        self._parent: dict[str, str] = {}
+        self._boxes: dict[str, _Box] = {}
+        self._leg_node: dict[str, str] = {}
+        """leg key -> its union-find node (same string; kept for membership tests)."""
+        self._facts: dict[str, LegFacts] = {}
+        self._bridged_by: dict[str, set[str]] = {}
+        """leg key -> keys of legs that reported a bridge to it."""
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._tombstones: OrderedDict[str, None] = OrderedDict()
+        self._merged: dict[str, set[str]] = {}
+        """root -> ids of published calls merged into it, not yet announced as replaced."""
+
+    # -- public API -------------------------------------------------------------------
+
+    def apply(self, event: ChannelEvent) -> list[CallChanged]:
+        """Fold one event in; return the call changes it caused, in order."""
+        key = event.tenant_id + _SEP + event.leg_id
+        if key in self._tombstones:
+            return []
+        facts = self._facts.get(key)
+        is_new = facts is None
+        if facts is None:
+            facts = LegFacts(event.leg_id, event.tenant_id)
+            self._facts[key] = facts
+        if not facts.add(event):
+            return []
+        roots = self._link(key, facts, event, is_new)
+        if event.kind is LegEventKind.BRIDGED and event.other_leg_id:
+            other = event.tenant_id + _SEP + event.other_leg_id
+            self._bridged_by.setdefault(other, set()).add(key)
+        # Legs bridged across calls (attended transfer) change both calls.
+        for okey, _at in self._cross_links(key, facts):
+            if okey in self._facts:
+                roots.add(self._find(okey))
+        return self._publish(roots, event.pbx)
+
+    def apply_many(self, events: Iterable[ChannelEvent]) -> list[CallChanged]:
+        out: list[CallChanged] = []
+        for event in events:
+            out.extend(self.apply(event))
+        return out
+
+    def reconcile(
+        self, tenant_id: str, live: Sequence[ChannelEvent], at: float
+    ) -> list[CallChanged]:
+        """After a reconnect: ``live`` lists every leg the phone system has now.
+
+        Legs we think alive but not listed ended while we were away; listed legs we did not
+        know are picked up.
+        """
+        listed = {e.leg_id for e in live}
+        out: list[CallChanged] = []
+        for key, facts in list(self._facts.items()):
+            if facts.tenant_id == tenant_id and not facts.ended and facts.leg_id not in listed:
+                gone = ChannelEvent(
+                    kind=LegEventKind.DESTROYED,
+                    tenant_id=tenant_id,
+                    leg_id=facts.leg_id,
+                    at=max(at, facts.created_at or at),
+                    pbx=self._boxes[self._find(key)].pbx,
+                    hangup_cause=RESYNC_CAUSE,
+                )
+                out.extend(self.apply(gone))
+        for event in live:
+            out.extend(self.apply(event))
+        return out
+
+    def active_calls(self, tenant_id: str | None = None) -> list[Call]:
+        calls = [
+            box.published
+            for box in self._boxes.values()
+            if box.published is not None and box.published.state is not CallState.ENDED
+        ]
+        if tenant_id is not None:
+            calls = [c for c in calls if c.tenant_id == tenant_id]
+        return sorted(calls, key=lambda c: (c.started_at, c.call_id))
+
+    def calls(self) -> list[Call]:
+        """Every call still held in memory (active and recently ended)."""
+        return sorted(
+            (b.published for b in self._boxes.values() if b.published is not None),
+            key=lambda c: (c.started_at, c.call_id),
+        )
+
+    # -- grouping ---------------------------------------------------------------------
+
+    def _find(self, node: str) -> str:
+        parent = self._parent
+        root = node
+        while parent[root] != root:
+            root = parent[root]
+        while parent[node] != root:
+            parent[node], node = root, parent[node]
+        return root
+
+    def _node(self, node: str, pbx: str) -> str:
+        if node not in self._parent:
+            self._parent[node] = node
+            box = _Box(pbx)
+            box.nodes.add(node)
+            self._boxes[node] = box
+        return self._find(node)
+
+    def _union(self, a: str, b: str, pbx: str) -> str:
+        ra, rb = self._node(a, pbx), self._node(b, pbx)
+        if ra == rb:
+            return ra
+        if len(self._boxes[ra].nodes) < len(self._boxes[rb].nodes):
+            ra, rb = rb, ra
+        big, small = ra, rb
+        self._parent[small] = big
+        keep, gone = self._boxes[big], self._boxes.pop(small)
+        keep.nodes |= gone.nodes
+        keep.legs.update(gone.legs)
+        if gone.published is not None:
+            keep.published = _older(keep.published, gone.published)
+            self._merged.setdefault(big, set()).add(gone.published.call_id)
+            self._ended.pop(small, None)
+        self._merged.setdefault(big, set()).update(self._merged.pop(small, set()))
+        return big
+
+    def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> set[str]:
+        pbx, tenant = event.pbx, event.tenant_id
+        root = self._node(key, pbx)
+        if is_new:
+            self._boxes[root].legs[key] = facts
+        if event.group_key:
+            root = self._union(root, "G" + _SEP + tenant + _SEP + event.group_key, pbx)
+        elif event.bridge_key:
+            root = self._union(root, "B" + _SEP + tenant + _SEP + event.bridge_key, pbx)
+        elif event.other_leg_id and event.kind is not LegEventKind.BRIDGED:
+            root = self._union(root, tenant + _SEP + event.other_leg_id, pbx)
+        if is_new:
+            # A leg is the target of its own id used as a bridge key elsewhere.
+            bnode = "B" + _SEP + tenant + _SEP + event.leg_id
+            if bnode in self._parent:
+                root = self._union(root, bnode, pbx)
+        return {root}
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _cross_links(self, key: str, facts: LegFacts) -> list[tuple[str, float]]:
+        """(other leg key, bridge time) for bridges this leg reported or was reported in."""
+        links = [(facts.tenant_id + _SEP + other, at) for other, at in facts.bridges.items()]
+        for okey in self._bridged_by.get(key, ()):
+            ofacts = self._facts.get(okey)
+            at = ofacts.bridges.get(facts.leg_id) if ofacts is not None else None
+            if at is not None:
+                links.append((okey, at))
+        return links
+
+    def _views(self, root: str, box: _Box) -> list[LegView]:
+        views: list[LegView] = []
+        own = (_start(box), box.call_id or root)
+        for key, facts in box.legs.items():
+            left_at: float | None = None
+            for okey, at in self._cross_links(key, facts):
+                if okey not in self._facts or (oroot := self._find(okey)) == root:
+                    continue
+                obox = self._boxes[oroot]
+                if own <= (_start(obox), obox.call_id or oroot):
+                    views.append(LegView(self._facts[okey], joined_at=at))
+                elif left_at is None or at < left_at:
+                    left_at = at
+            views.append(LegView(facts, left_at=left_at))
+        return _unique(views)
+
+    def _publish(self, roots: set[str], pbx: str) -> list[CallChanged]:
+        out: list[CallChanged] = []
+        seen: set[str] = set()
+        pending = sorted({self._find(r) for r in roots})
+        for root in pending:
+            if root in seen or root not in self._boxes:
+                continue
+            seen.add(root)
+            out.extend(self._publish_one(root))
+        return out
+
+    def _publish_one(self, root: str) -> list[CallChanged]:
+        box = self._boxes[root]
+        box.call_id = _call_id(box)
+        derived = derive(
+            box.call_id, self._views(root, box), internal_digits=self._digits, pbx=box.pbx
+        )
+        prev = box.published
+        replaces = tuple(sorted(i for i in self._merged.pop(root, set()) if i != box.call_id))
+        if prev is not None and prev.call_id != box.call_id:
+            replaces = tuple(sorted({*replaces, prev.call_id}))
+        out = _changes(prev, derived, replaces)
+        if out:
+            box.published = out[-1].call
+        elif prev is not None and prev.legs != derived.legs:
+            # Leg details alone: worth an event only as an amendment to an ended call.
+            if prev.state is CallState.ENDED:
+                box.published = replace(prev, legs=derived.legs, seq=prev.seq + 1)
+                out = [CallChanged(CallEventName.UPDATED, box.published, replaces)]
+            else:
+                box.published = replace(prev, legs=derived.legs)
+        if box.published is not None and box.published.state is CallState.ENDED:
+            self._ended[root] = None
+            self._ended.move_to_end(root)
+            self._evict()
+        return out
+
+    def _evict(self) -> None:
+        while len(self._ended) > self._keep_ended:
+            root, _ = self._ended.popitem(last=False)
+            box = self._boxes.pop(root, None)
+            if box is None:
+                continue
+            for node in box.nodes:
+                self._parent.pop(node, None)
+                if node in self._facts:
+                    del self._facts[node]
+                    self._bridged_by.pop(node, None)
+                    self._tombstones[node] = None
+            while len(self._tombstones) > self._max_tombstones:
+                self._tombstones.popitem(last=False)
+
+
+def _start(box: _Box) -> float:
+    return min((f.created_at or 0.0 for f in box.legs.values()), default=0.0)
+
+
+def _call_id(box: _Box) -> str:
+    groups = sorted(n for n in box.nodes if n.startswith("G" + _SEP))
+    if groups:
+        return groups[0].rsplit(_SEP, 1)[1]
+    bridges = sorted(n for n in box.nodes if n.startswith("B" + _SEP))
+    if bridges:
+        return bridges[0].rsplit(_SEP, 1)[1]
+    first = min(box.legs.values(), key=lambda f: (f.created_at or 0.0, f.leg_id))
+    return first.leg_id
+
+
+def _older(a: Call | None, b: Call) -> Call:
+    if a is None:
+        return b
+    return a if (a.started_at, a.call_id) <= (b.started_at, b.call_id) else b
+
+
+def _unique(views: list[LegView]) -> list[LegView]:
+    """One view per leg: a moved-in leg wins over nothing, the earliest join wins."""
+    best: dict[str, LegView] = {}
+    for v in views:
+        key = v.facts.leg_id
+        old = best.get(key)
+        if old is None or (v.joined_at or 0.0, v.left_at or 0.0) < (
+            old.joined_at or 0.0,
+            old.left_at or 0.0,
+        ):
+            best[key] = v
+    return list(best.values())
+
+
+def _changes(prev: Call | None, derived: Call, replaces: tuple[str, ...]) -> list[CallChanged]:
+    out: list[CallChanged] = []
+    seq = prev.seq if prev is not None else 0
+    state = prev.state if prev is not None else CallState.NEW
+    if prev is None:
+        seq += 1
+        out.append(
+            CallChanged(CallEventName.CREATED, replace(derived, state=state, seq=seq), replaces)
+        )
+    steps = path(state, derived.state)
+    if steps is None:
+        steps = ()
+    for trigger in steps:
+        seq += 1
+        state = _after(state, trigger)
+        out.append(
+            CallChanged(
+                EVENT_OF[trigger],
+                replace(derived, state=state, seq=seq),
+                replaces if not out else (),
+            )
+        )
+    known = len(prev.transfers) if prev is not None else 0
+    for _ in derived.transfers[known:]:
+        seq += 1
+        out.append(
+            CallChanged(
+                CallEventName.TRANSFERRED,
+                replace(derived, state=state, seq=seq),
+                replaces if not out else (),
+            )
+        )
+    if not out and prev is not None and _differs(prev, derived):
+        out.append(
+            CallChanged(CallEventName.UPDATED, replace(derived, state=state, seq=seq + 1), replaces)
+        )
+    return out
+
+
+# What an agent or a call log can see changing; legs alone changing is not worth an event.
+_VISIBLE = tuple(f.name for f in fields(Call) if f.name not in ("legs", "seq", "state"))
+
+
+def _differs(prev: Call, new: Call) -> bool:
+    return any(getattr(prev, name) != getattr(new, name) for name in _VISIBLE)
+
+
+def _after(state: CallState, trigger: Trigger) -> CallState:
+    return TRANSITIONS[state, trigger]
