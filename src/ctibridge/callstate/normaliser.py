@@ -122,6 +122,13 @@ class Normaliser:
             out.extend(self.apply(event))
         return out
 
+    def call_of(self, tenant_id: str, leg_id: str) -> Call | None:
+        """The published call a leg belongs to (None: unknown, or forgotten)."""
+        key = tenant_id + _SEP + leg_id
+        if key not in self._facts:
+            return None
+        return self._boxes[self._find(key)].published
+
     def active_calls(self, tenant_id: str | None = None) -> list[Call]:
         calls = [
             box.published

@@ -1,1 +1,1 @@
-"""ctibridge web/routes layer."""
+"""HTTP routes, one module per feature."""

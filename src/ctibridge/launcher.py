@@ -1,0 +1,212 @@
+"""Running ctibridge: the HTTP server, and the demo (server + built-in phone system).
+
+The demo phone system is a separate program in spirit: it speaks the Kazoo REST and
+websocket protocols on its own port, and ctibridge's real Kazoo connector consumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from ctibridge.config import Settings
+from ctibridge.demo.directory import DEMO, DemoAccount
+from ctibridge.demo.kazoo_server import KazooServer
+from ctibridge.demo.traffic import DemoTraffic
+from ctibridge.services.runtime import Services, build_services
+from ctibridge.storage.base import Agent, Tenant
+from ctibridge.types import AgentId, TenantId
+from ctibridge.web.app import create_app
+
+__all__ = ["DemoSystem", "HttpServer", "demo_settings", "running_demo", "seed_demo_agents"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Embedded: the caller owns signal handling.
+        yield
+
+
+class HttpServer:
+    """Uvicorn serving an ASGI app in this event loop (port 0 picks a free port)."""
+
+    def __init__(self, app: Starlette, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.port = settings.web.port
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.settings.web.tls_cert else "http"
+        return f"{scheme}://{self.settings.web.host}:{self.port}"
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.web.host, self.port))
+        self.port = sock.getsockname()[1]
+        web = self.settings.web
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            ws="websockets-sansio",
+            ssl_certfile=web.tls_cert or None,
+            ssl_keyfile=web.tls_key or None,
+            timeout_graceful_shutdown=3,
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError(f"the web server did not start on {self.url}")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._server = self._task = None
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
+def demo_settings(settings: Settings, kazoo: KazooServer, account: DemoAccount) -> Settings:
+    """The settings pointed at the built-in phone system."""
+    return replace(
+        settings,
+        kazoo=replace(
+            settings.kazoo,
+            enabled=True,
+            api_url=kazoo.url,
+            ws_url=kazoo.ws_url,
+            api_key=account.api_key,
+            account_ids=(account.account_id,),
+        ),
+    )
+
+
+def register_account(kazoo: KazooServer, account: DemoAccount) -> None:
+    kazoo.add_account(account.account_id, account.api_key)
+    for agent in account.agents:
+        kazoo.add_user(
+            account.account_id,
+            agent.user_id,
+            first_name=agent.first_name,
+            last_name=agent.last_name,
+            extension=agent.extension,
+            email=agent.email,
+        )
+        kazoo.add_device(
+            account.account_id,
+            agent.device_id,
+            owner_id=agent.user_id,
+            name=f"{agent.name} softphone",
+            username=agent.sip_username,
+        )
+
+
+async def seed_demo_agents(services: Services, account: DemoAccount) -> dict[str, str]:
+    """Our agents for the demo account (idempotent); returns extension → sign-in token."""
+    tenant = TenantId(account.account_id)
+    await services.storage.upsert_tenant(Tenant(tenant, account.name, "kazoo"))
+    tokens: dict[str, str] = {}
+    for demo in account.agents:
+        agent = Agent(
+            agent_id=AgentId(f"agent-{demo.extension}"),
+            tenant_id=tenant,
+            name=demo.name,
+            extension=demo.extension,
+            pbx_user_id=demo.user_id,
+            device_ids=(demo.device_id,),
+            email=demo.email,
+            login=demo.login,
+            timezone=account.timezone,
+        )
+        await services.agents.save_agent(agent, password=demo.password)
+        tokens[demo.extension] = await services.agents.issue_token(
+            tenant, "agent", agent.agent_id, ttl=None
+        )
+    return tokens
+
+
+@dataclass
+class DemoSystem:
+    """The built-in phone system plus ctibridge, all on this machine."""
+
+    kazoo: KazooServer
+    services: Services
+    http: HttpServer
+    account: DemoAccount
+    tokens: dict[str, str]
+    traffic: DemoTraffic | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def softphone_url(self, extension: str) -> str:
+        return f"{self.http.url}/softphone#token={self.tokens[extension]}"
+
+    def admin_url(self) -> str:
+        return f"{self.http.url}/admin#token={self.services.admin_token}"
+
+    async def publish(self, data: dict[str, Any]) -> None:
+        await self.kazoo.publish(self.account.account_id, data)
+
+
+@contextlib.asynccontextmanager
+async def running_demo(
+    settings: Settings,
+    *,
+    account: DemoAccount = DEMO,
+    traffic: bool = True,
+    speed: float = 1.0,
+    seed: int | None = None,
+) -> AsyncIterator[DemoSystem]:
+    """Start the demo phone system, ctibridge against it, and (optionally) live traffic."""
+    kazoo = KazooServer(port=0)
+    register_account(kazoo, account)
+    await kazoo.start()
+    try:
+        settings = demo_settings(settings, kazoo, account)
+        services = await build_services(settings)
+        tokens = await seed_demo_agents(services, account)
+        http = HttpServer(create_app(settings, services), settings)
+        await http.start()
+        system = DemoSystem(kazoo, services, http, account, tokens)
+        try:
+            if traffic:
+                system.traffic = DemoTraffic(
+                    kazoo.publish,
+                    account=account,
+                    rng=random.Random(seed),
+                    speed=speed,
+                    clock=time.time,
+                )
+                system._tasks.append(asyncio.create_task(system.traffic.run(), name="traffic"))
+            yield system
+        finally:
+            for task in system._tasks:
+                task.cancel()
+            await asyncio.gather(*system._tasks, return_exceptions=True)
+            await http.stop()
+    finally:
+        await kazoo.stop()

@@ -1,0 +1,127 @@
+"""Calls: channel events in (from any connector), call changes out to storage and the bus."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ctibridge.bus.base import Bus
+from ctibridge.callstate.events import ChannelEvent
+from ctibridge.callstate.model import Call, CallChanged, CallEventName, CallState
+from ctibridge.callstate.normaliser import Normaliser
+from ctibridge.errors import NoSuchCall
+from ctibridge.observability import ACTIVE_CALLS, CALLS, CHANNEL_EVENTS
+from ctibridge.services.directory import AgentDirectory
+from ctibridge.services.notifier import CallNotifier
+from ctibridge.services.writer import CallWriter
+from ctibridge.storage.base import CallPage, CallQuery, Storage, StoredCall
+from ctibridge.types import AgentId, CallId, TenantId
+
+__all__ = ["CallsService"]
+
+logger = logging.getLogger(__name__)
+
+
+class CallsService:
+    """Implements the connectors' ``EventSink``: ``events()`` and ``resync()``."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        bus: Bus,
+        directory: AgentDirectory,
+        writer: CallWriter,
+        internal_digits: int = 5,
+    ) -> None:
+        self._storage = storage
+        self._directory = directory
+        self._writer = writer
+        self._notifier = CallNotifier(bus)
+        self._normaliser = Normaliser(internal_digits=internal_digits)
+        self._active: dict[str, StoredCall] = {}
+
+    # -- EventSink ----------------------------------------------------------------------
+
+    async def events(self, events: Sequence[ChannelEvent]) -> None:
+        await self._publish(self.ingest(events))
+
+    async def resync(self, tenant_id: str, live: Sequence[ChannelEvent], at: float) -> None:
+        changes = self._normaliser.reconcile(tenant_id, live, at)
+        logger.info(
+            "resync of %s: %d live leg(s), %d call change(s)", tenant_id, len(live), len(changes)
+        )
+        await self._publish([(c, self._track(c)) for c in changes])
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[ChannelEvent]) -> list[tuple[CallChanged, StoredCall]]:
+        """Fold events in and queue them with the changes for storage; publishing is separate
+        (so a batch is published in one go, in order)."""
+        norm = self._normaliser
+        out: list[tuple[CallChanged, StoredCall]] = []
+        for event in events:
+            CHANNEL_EVENTS.labels(event.pbx).inc()
+            changes = norm.apply(event)
+            for change in changes:
+                out.append((change, self._track(change)))
+            if changes:
+                self._writer.add(out[-1][1], (event,))
+            elif (call := norm.call_of(event.tenant_id, event.leg_id)) is not None:
+                self._writer.add(self._stored(call), (event,))
+            else:
+                logger.debug("event for a forgotten leg %s dropped", event.leg_id)
+        return out
+
+    def _track(self, change: CallChanged) -> StoredCall:
+        stored = self._stored(change.call)
+        call = stored.call
+        for old in change.replaces:
+            self._active.pop(old, None)
+        if call.state is CallState.ENDED:
+            self._active.pop(call.call_id, None)
+            if change.name is CallEventName.ENDED:
+                outcome = call.end_reason.value if call.end_reason else "unknown"
+                CALLS.labels(call.direction.value, outcome).inc()
+        else:
+            self._active[call.call_id] = stored
+        self._writer.add(stored, (), change.replaces)
+        ACTIVE_CALLS.set(len(self._active))
+        return stored
+
+    async def _publish(self, items: Sequence[tuple[CallChanged, StoredCall]]) -> None:
+        for change, stored in items:
+            if not self._notifier.call_changed_nowait(change.name, stored):
+                await self._notifier.call_changed(change.name, stored)
+
+    def _stored(self, call: Call) -> StoredCall:
+        resolve = self._directory.resolve_all
+        return StoredCall(
+            call,
+            handled_by=resolve(call.tenant_id, call.agents),
+            rung=resolve(call.tenant_id, call.rung),
+        )
+
+    # -- queries --------------------------------------------------------------------------
+
+    def tenants(self) -> list[str]:
+        """Tenants with calls in progress."""
+        return sorted({s.call.tenant_id for s in self._active.values()})
+
+    def active(self, tenant_id: str, agent_id: AgentId | None = None) -> list[StoredCall]:
+        calls = [s for s in self._active.values() if s.call.tenant_id == tenant_id]
+        if agent_id is not None:
+            calls = [s for s in calls if agent_id in s.handled_by or agent_id in s.rung]
+        return sorted(calls, key=lambda s: (s.call.started_at, s.call.call_id))
+
+    async def list_calls(self, query: CallQuery) -> CallPage:
+        return await self._storage.list_calls(query)
+
+    async def get(self, tenant_id: TenantId, call_id: CallId) -> StoredCall:
+        live = self._active.get(call_id)
+        if live is not None and live.call.tenant_id == tenant_id:
+            return live
+        stored = await self._storage.get_call(tenant_id, call_id)
+        if stored is None:
+            raise NoSuchCall(f"no call {call_id}", details={"call_id": call_id})
+        return stored

@@ -1,0 +1,88 @@
+"""The ASGI application: ``create_app(settings, services)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from ctibridge.config import Settings
+from ctibridge.errors import CtiError
+from ctibridge.services.runtime import Services
+from ctibridge.web.push import PushHub
+from ctibridge.web.routes import agents, calls, ops, session
+from ctibridge.web.ws import agent_socket
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = str(resources.files("ctibridge.web") / "static")
+
+
+async def cti_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CtiError)
+    if exc.status_code >= 500:
+        logger.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    body = {"error_id": f"http-{exc.status_code}", "message": exc.detail, "details": {}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _page(name: str) -> Any:
+    async def page(request: Request) -> Response:
+        return FileResponse(f"{STATIC_DIR}/{name}", headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
+async def _root(request: Request) -> Response:
+    return RedirectResponse("/softphone")
+
+
+def create_app(settings: Settings, services: Services) -> Starlette:
+    """The web app around ready-built services; the lifespan starts and stops them."""
+    hub = PushHub(services.bus, queue_size=settings.push.queue_size)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub.start()
+        await services.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await services.stop()
+
+    app = Starlette(
+        routes=[
+            *ops.routes,
+            *session.routes,
+            *calls.routes,
+            *agents.routes,
+            WebSocketRoute("/ws", agent_socket),
+            Route("/", _root),
+            Route("/softphone", _page("softphone.html")),
+            Route("/admin", _page("admin.html")),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        exception_handlers={CtiError: cti_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    app.state.hub = hub
+    return app

@@ -1,0 +1,54 @@
+"""Call history and live calls."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ctibridge.errors import Forbidden, InvalidRequest, NoSuchCall
+from ctibridge.services.agents import ALL_TENANTS, Principal
+from ctibridge.services.cards import call_card
+from ctibridge.types import AgentId, CallId, TenantId
+from ctibridge.web.auth import principal_of
+from ctibridge.web.schemas import call_query
+
+__all__ = ["routes"]
+
+
+def _scope(request: Request, principal: Principal) -> tuple[TenantId, AgentId | None]:
+    """Agents see their own calls; admins any agent's, in the tenant they name."""
+    if not principal.is_admin:
+        return principal.tenant_id, principal.agent_id
+    tenant = request.query_params.get("tenant") or principal.tenant_id
+    if tenant == ALL_TENANTS:
+        raise InvalidRequest("name the tenant: ?tenant=<id>", details={"field": "tenant"})
+    if not principal.can_see_tenant(tenant):
+        raise Forbidden("not your tenant")
+    agent = request.query_params.get("agent_id")
+    return TenantId(tenant), AgentId(agent) if agent else None
+
+
+async def list_calls(request: Request) -> JSONResponse:
+    principal = await principal_of(request)
+    tenant_id, agent_id = _scope(request, principal)
+    page = await request.app.state.services.calls.list_calls(
+        call_query(request.query_params, tenant_id, agent_id)
+    )
+    return JSONResponse(
+        {"items": [call_card(s) for s in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def get_call(request: Request) -> JSONResponse:
+    principal = await principal_of(request)
+    tenant_id, _ = _scope(request, principal)
+    call_id = CallId(request.path_params["call_id"])
+    stored = await request.app.state.services.calls.get(tenant_id, call_id)
+    agent_id = principal.agent_id
+    if not principal.is_admin and agent_id not in stored.handled_by + stored.rung:
+        raise NoSuchCall(f"no call {call_id}", details={"call_id": call_id})
+    return JSONResponse(call_card(stored))
+
+
+routes = [Route("/api/calls", list_calls), Route("/api/calls/{call_id}", get_call)]
