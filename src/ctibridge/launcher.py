@@ -24,7 +24,7 @@ from ctibridge.demo.directory import DEMO, DemoAccount
 from ctibridge.demo.kazoo_server import KazooServer
 from ctibridge.demo.traffic import DemoTraffic
 from ctibridge.services.runtime import Services, build_services
-from ctibridge.storage.base import Agent, Tenant
+from ctibridge.storage.base import Agent, Storage, Tenant
 from ctibridge.types import AgentId, TenantId
 from ctibridge.web.app import create_app
 
@@ -180,6 +180,7 @@ async def running_demo(
     traffic: bool = True,
     speed: float = 1.0,
     seed: int | None = None,
+    storage: Storage | None = None,
 ) -> AsyncIterator[DemoSystem]:
     """Start the demo phone system, ctibridge against it, and (optionally) live traffic."""
     kazoo = KazooServer(port=0)
@@ -187,7 +188,7 @@ async def running_demo(
     await kazoo.start()
     try:
         settings = demo_settings(settings, kazoo, account)
-        services = await build_services(settings)
+        services = await build_services(settings, storage=storage)
         tokens = await seed_demo_agents(services, account)
         http = HttpServer(create_app(settings, services), settings)
         await http.start()

@@ -1,10 +1,12 @@
-"""From the legs of one call to its call-level record. A pure function of the leg facts."""
+"""From the legs of one call to its call-level record: a pure function of the leg facts.
+
+This runs on every visible change of every call, so it is written as a few flat passes
+over the legs (a call has two to a handful) rather than many small helpers.
+"""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from ctibridge.callstate.events import AgentRef, Party, Recording
@@ -45,6 +47,9 @@ _FAILED = frozenset(
 )
 _ATTENDED = frozenset({"ATTENDED_TRANSFER"})
 _HUMAN = frozenset({Party.AGENT, Party.TRUNK, Party.UNKNOWN})
+_AGENT = Party.AGENT
+_TRUNK = Party.TRUNK
+_SYSTEM = Party.SYSTEM
 
 
 @lru_cache(maxsize=65536)
@@ -56,34 +61,33 @@ def is_internal_number(number: str | None, internal_digits: int) -> bool:
     return 0 < digits <= internal_digits
 
 
-@dataclass(frozen=True, slots=True)
 class LegView:
-    """A leg as one call sees it: moved-in legs join late, moved-out legs leave early."""
+    """A leg as one call sees it: a leg bridged in from another call (attended transfer)
+    joins at the bridge time; a leg bridged out of this call leaves at that time."""
 
-    facts: LegFacts
-    joined_at: float | None = None
-    """Set for a leg bridged into this call from another one (attended transfer)."""
-    left_at: float | None = None
-    """Set for a leg bridged out of this call into another one."""
+    __slots__ = ("answered", "created", "ended", "facts", "joined_at", "left_at")
 
-    @property
-    def created(self) -> float:
-        if self.joined_at is not None:
-            return self.joined_at
-        return self.facts.created_at or 0.0
+    def __init__(
+        self, facts: LegFacts, joined_at: float | None = None, left_at: float | None = None
+    ) -> None:
+        self.facts = facts
+        self.joined_at = joined_at
+        self.left_at = left_at
+        answered = facts.answered_at
+        if joined_at is not None:
+            self.created = joined_at
+            self.answered = max(joined_at, answered) if answered is not None else None
+        else:
+            self.created = facts.created_at or 0.0
+            self.answered = answered
+        ended = facts.ended_at
+        if left_at is not None and (ended is None or left_at < ended):
+            ended = left_at
+        self.ended = ended
 
-    @property
-    def answered(self) -> float | None:
-        if self.joined_at is not None and self.facts.answered_at is not None:
-            return max(self.joined_at, self.facts.answered_at)
-        return self.facts.answered_at
 
-    @property
-    def ended(self) -> float | None:
-        ended = self.facts.ended_at
-        if self.left_at is not None and (ended is None or self.left_at < ended):
-            return self.left_at
-        return ended
+def _order(view: LegView) -> tuple[float, str]:
+    return (view.created, view.facts.leg_id)
 
 
 def derive(
@@ -92,81 +96,121 @@ def derive(
     *,
     internal_digits: int,
     pbx: str = "kazoo",
+    state_floor: CallState | None = None,
+    seq: int = 0,
 ) -> Call:
-    """The call record the legs describe, with the state they imply."""
-    ordered = sorted(views, key=lambda v: (v.created, v.facts.leg_id))
-    own = [v for v in ordered if v.joined_at is None]
-    first = own[0] if own else ordered[0]
-    origin = next((v for v in own if v.facts.originator), first)
-    tag = min((v.facts.origin_tag for v in ordered if v.facts.origin_tag), default=None)
-    placer = _placer(ordered, origin, tag)
-    direction = _direction(ordered, origin, placer, tag, internal_digits)
-    callees = [v for v in ordered if v is not origin and v is not placer]
-    answers = _answers(callees, direction)
+    """The call record the legs describe, with the state they imply (see ``_state``)."""
+    ordered = sorted(views, key=_order) if len(views) > 1 else list(views)
+    first = next((v for v in ordered if v.joined_at is None), ordered[0])
+    origin = next((v for v in ordered if v.joined_at is None and v.facts.originator), first)
+    tag: str | None = None
+    placer: LegView | None = None
+    trunk_callee = False
+    any_moved_out = False
+    all_ended = True
+    ended_at = 0.0
+    for v in ordered:
+        f = v.facts
+        if f.origin_tag and (tag is None or f.origin_tag < tag):
+            tag = f.origin_tag
+        if f.party is _TRUNK and v is not origin and not f.originator:
+            trunk_callee = True
+        if v.left_at is not None:
+            any_moved_out = True
+        if v.ended is None:
+            all_ended = False
+        elif v.ended > ended_at:
+            ended_at = v.ended
+    if tag is not None:
+        placer = next((v for v in ordered if v.facts.party is _AGENT), None)
+    elif origin.facts.party is _AGENT and origin.facts.originator:
+        placer = origin
+    direction = _direction(ordered, origin, placer, tag, trunk_callee, internal_digits)
+    outbound = direction is Direction.OUTBOUND
+
+    # Callees: who rang, who answered (a person: a callee agent; outbound also the far end).
+    rung: list[AgentRef] = []
+    answers: list[tuple[float, str, AgentRef | None, LegView]] = []
+    for v in ordered:
+        if v is origin or v is placer:
+            continue
+        f = v.facts
+        if f.party is _AGENT:
+            if f.agent is not None and f.agent not in rung:
+                rung.append(f.agent)
+        elif not outbound or f.party is _SYSTEM:
+            continue
+        if v.answered is not None:
+            answers.append((v.answered, f.leg_id, f.agent, v))
+    answers.sort(key=lambda a: (a[0], a[1]))
     answered_at = answers[0][0] if answers else None
-    chain = _chain(placer, answers, direction)
-    handlers = _dedupe(([placer.facts.agent] if placer and placer.facts.agent else []) + chain)
-    ended_at = _ended_at(ordered)
-    holds = _hold_intervals(ordered, ended_at)
+    placer_agent = placer.facts.agent if placer is not None else None
+
+    chain: list[AgentRef] = [placer_agent] if outbound and placer_agent is not None else []
+    for _at, _leg_id, agent, _v in answers:
+        if agent is not None and (not chain or chain[-1] != agent):
+            chain.append(agent)
+    handlers = _dedupe(([placer_agent] if placer_agent is not None else []) + chain)
+
+    final_end = ended_at if all_ended and ordered else None
+    holds = _hold_intervals(ordered, final_end)
     hold_seconds = sum(end - start for start, end in holds if end is not None)
     talk = 0.0
-    if answered_at is not None and ended_at is not None:
+    if answered_at is not None and final_end is not None:
         on_hold_after = sum(
-            min(end, ended_at) - max(start, answered_at)
+            min(end, final_end) - max(start, answered_at)
             for start, end in holds
             if end is not None and end > answered_at
         )
-        talk = max(0.0, ended_at - answered_at - on_hold_after)
-    transfers = _transfers(chain, answers, ordered)
-    rung = _dedupe([v.facts.agent for v in callees if v.facts.party is Party.AGENT])
+        talk = max(0.0, final_end - answered_at - on_hold_after)
+    if answers:
+        answered_by = placer_agent if placer_agent is not None and outbound else answers[0][2]
+    else:
+        answered_by = None
     missed = answered_at is None and (
         direction is Direction.INBOUND or (direction is Direction.INTERNAL and bool(rung))
     )
-    from_number, from_name, to_number, to_name = _parties(direction, origin, placer, callees, tag)
-    state = _state(ordered, answered_at, ended_at, origin)
+    from_number, from_name, to_number, to_name = _parties(direction, origin, placer, ordered, tag)
+    state = _state(ordered, origin, answered_at, final_end)
+    if state_floor is not None:
+        state = state_floor
+    current: list[AgentRef] = []
+    if placer is not None and placer.ended is None and placer_agent is not None:
+        current.append(placer_agent)
+    for _at, _leg_id, agent, v in answers:
+        if agent is not None and v.ended is None and agent not in current:
+            current.append(agent)
+    end_reason = None
+    if final_end is not None:
+        end_reason = _end_reason(ordered, origin, answered_at, direction, any_moved_out)
     return Call(
-        call_id=call_id,
-        tenant_id=first.facts.tenant_id,
-        pbx=pbx,
-        state=state,
-        direction=direction,
-        from_number=from_number,
-        from_name=from_name,
-        to_number=to_number,
-        to_name=to_name,
-        agents=handlers,
-        rung=rung,
-        current=_current(ordered, placer, answers),
-        answered_by=(
-            placer.facts.agent if placer and direction is Direction.OUTBOUND else answers[0][1]
-        )
-        if answers
-        else None,
-        missed=missed,
-        started_at=first.created,
-        answered_at=answered_at,
-        ended_at=ended_at,
-        hold_seconds=hold_seconds,
-        talk_seconds=talk,
-        transfers=transfers,
-        handlings=_handlings(placer, answers, chain, holds, ended_at),
-        recordings=_recordings(ordered),
-        end_reason=_end_reason(ordered, origin, answered_at, direction)
-        if ended_at is not None
-        else None,
-        origin_tag=tag,
-        legs=tuple(_leg(v) for v in ordered),
+        call_id,
+        first.facts.tenant_id,
+        state,
+        direction,
+        pbx,
+        from_number,
+        from_name,
+        to_number,
+        to_name,
+        handlers,
+        tuple(rung),
+        tuple(current),
+        answered_by,
+        missed,
+        first.created,
+        answered_at,
+        final_end,
+        hold_seconds,
+        talk,
+        _transfers(chain, answers, ordered),
+        _handlings(placer, answers, chain, holds, final_end),
+        _recordings(ordered),
+        end_reason,
+        tag,
+        tuple(_leg_of(v) for v in ordered),
+        seq,
     )
-
-
-def _placer(ordered: Sequence[LegView], origin: LegView, tag: str | None) -> LegView | None:
-    """The agent leg that placed the call: the originating agent, or for our click-to-dial the
-    first agent leg (the agent's phone rings first and is shown the number as caller)."""
-    if tag is not None:
-        return next((v for v in ordered if v.facts.party is Party.AGENT), None)
-    if origin.facts.party is Party.AGENT and origin.facts.originator:
-        return origin
-    return None
 
 
 def _direction(
@@ -174,27 +218,23 @@ def _direction(
     origin: LegView,
     placer: LegView | None,
     tag: str | None,
+    trunk_callee: bool,
     digits: int,
 ) -> Direction:
-    trunk_callee = any(
-        v.facts.party is Party.TRUNK and v is not origin and not v.facts.originator for v in ordered
-    )
+    o = origin.facts
     if placer is not None or tag is not None:
         if trunk_callee:
             return Direction.OUTBOUND
         target = _target_number(origin, tag, ordered)
-        return (
-            Direction.INTERNAL
-            if is_internal_number(target, digits) or not target
-            else Direction.OUTBOUND
-        )
-    if origin.facts.party is Party.TRUNK:
+        if not target or is_internal_number(target, digits):
+            return Direction.INTERNAL
+        return Direction.OUTBOUND
+    if o.party is _TRUNK:
         return Direction.INBOUND
-    if origin.facts.party is Party.AGENT:
+    if o.party is _AGENT:
         return Direction.INTERNAL
-    caller = origin.facts.caller_number
-    if is_internal_number(caller, digits):
-        target = origin.facts.dialed_number or origin.facts.callee_number
+    if is_internal_number(o.caller_number, digits):
+        target = o.dialed_number or o.callee_number
         if trunk_callee or (target and not is_internal_number(target, digits)):
             return Direction.OUTBOUND
         return Direction.INTERNAL
@@ -204,55 +244,17 @@ def _direction(
 def _target_number(origin: LegView, tag: str | None, ordered: Sequence[LegView]) -> str | None:
     if tag is not None:
         # Click-to-dial: the agent's phone is shown the number it is about to call.
-        agent_leg = next((v for v in ordered if v.facts.party is Party.AGENT), origin)
-        return agent_leg.facts.caller_number or agent_leg.facts.dialed_number
+        agent_leg = next((v for v in ordered if v.facts.party is _AGENT), origin).facts
+        return agent_leg.caller_number or agent_leg.dialed_number
     return origin.facts.dialed_number or origin.facts.callee_number
 
 
-def _answers(
-    callees: Sequence[LegView], direction: Direction
-) -> list[tuple[float, AgentRef | None, LegView]]:
-    """Person answers, earliest first: callee agents; for outbound also the far end."""
-    out: list[tuple[float, AgentRef | None, LegView]] = []
-    for v in callees:
-        at = v.answered
-        if at is None:
-            continue
-        party = v.facts.party
-        if party is Party.AGENT or (direction is Direction.OUTBOUND and party is not Party.SYSTEM):
-            out.append((at, v.facts.agent, v))
-    out.sort(key=lambda item: (item[0], item[2].facts.leg_id))
-    return out
-
-
-def _chain(
-    placer: LegView | None,
-    answers: Sequence[tuple[float, AgentRef | None, LegView]],
-    direction: Direction,
-) -> list[AgentRef]:
-    """Agents who held the call one after the other (transfers happen along this chain)."""
-    chain: list[AgentRef] = []
-    if direction is Direction.OUTBOUND and placer is not None and placer.facts.agent:
-        chain.append(placer.facts.agent)
-    for _at, agent, _view in answers:
-        if agent is not None and (not chain or chain[-1] != agent):
-            chain.append(agent)
-    return chain
-
-
-def _dedupe(agents: Iterable[AgentRef | None]) -> tuple[AgentRef, ...]:
+def _dedupe(agents: Iterable[AgentRef]) -> tuple[AgentRef, ...]:
     out: list[AgentRef] = []
     for agent in agents:
-        if agent is not None and agent not in out:
+        if agent not in out:
             out.append(agent)
     return tuple(out)
-
-
-def _ended_at(ordered: Sequence[LegView]) -> float | None:
-    ends = [v.ended for v in ordered]
-    if not ends or any(e is None for e in ends):
-        return None
-    return max(e for e in ends if e is not None)
 
 
 def _hold_intervals(
@@ -262,8 +264,8 @@ def _hold_intervals(
     for v in ordered:
         if v.facts.holds and v.facts.party in _HUMAN:
             raw.extend(v.facts.hold_intervals(ended_at))
-    if not raw:
-        return []
+    if len(raw) < 2:
+        return raw
     raw.sort(key=lambda iv: (iv[0], float("inf") if iv[1] is None else iv[1]))
     merged: list[tuple[float, float | None]] = [raw[0]]
     for start, end in raw[1:]:
@@ -279,26 +281,25 @@ def _hold_intervals(
 
 def _transfers(
     chain: Sequence[AgentRef],
-    answers: Sequence[tuple[float, AgentRef | None, LegView]],
+    answers: Sequence[tuple[float, str, AgentRef | None, LegView]],
     ordered: Sequence[LegView],
 ) -> tuple[Transfer, ...]:
     if len(chain) < 2:
         return ()
     joined: dict[AgentRef, tuple[float, LegView]] = {}
-    for at, agent, view in answers:
+    for at, _leg, agent, view in answers:
         if agent is not None and agent not in joined:
             joined[agent] = (at, view)
     out: list[Transfer] = []
-    for before, after in itertools.pairwise(chain):
+    for index in range(1, len(chain)):
+        before, after = chain[index - 1], chain[index]
         if after not in joined:
             continue
         at, view = joined[after]
-        kind = "blind"
-        if view.joined_at is not None or any(
+        attended = view.joined_at is not None or any(
             v.facts.agent == before and v.facts.hangup_cause in _ATTENDED for v in ordered
-        ):
-            kind = "attended"
-        out.append(Transfer(kind=kind, at=at, from_agent=before, to_agent=after))
+        )
+        out.append(Transfer("attended" if attended else "blind", at, before, after))
     return tuple(out)
 
 
@@ -306,7 +307,7 @@ def _parties(
     direction: Direction,
     origin: LegView,
     placer: LegView | None,
-    callees: Sequence[LegView],
+    ordered: Sequence[LegView],
     tag: str | None,
 ) -> tuple[str | None, str | None, str | None, str | None]:
     o = origin.facts
@@ -314,18 +315,21 @@ def _parties(
         return o.caller_number, o.caller_name, o.dialed_number or o.callee_number, o.callee_name
     p = placer.facts if placer is not None else o
     from_number = (p.agent.extension if p.agent else None) or p.caller_number
-    from_name = p.caller_name if tag is None else (p.callee_name or None)
+    from_name = p.caller_name if tag is None else p.callee_name
+    callees = [v.facts for v in ordered if v is not origin and v is not placer]
     if direction is Direction.OUTBOUND:
-        trunk = next((v.facts for v in callees if v.facts.party is Party.TRUNK), None)
-        to_number = None
-        to_name = None
+        # The number as the agent dialled it (or clicked it); else as the trunk carried it.
+        trunk = next((f for f in callees if f.party is _TRUNK), None)
+        to_number = _target_number(origin, tag, ordered) if placer is not None else None
         if trunk is not None:
-            to_number = trunk.dialed_number or trunk.callee_number
-            to_name = trunk.callee_name
-        if to_number is None:
-            to_number = _target_number(origin, tag, [*callees, origin])
-        return from_number, from_name, to_number, to_name
-    callee = next((v.facts for v in callees if v.facts.party is Party.AGENT), None)
+            return (
+                from_number,
+                from_name,
+                to_number or trunk.dialed_number or trunk.callee_number,
+                trunk.callee_name,
+            )
+        return from_number, from_name, to_number or _target_number(origin, tag, ordered), None
+    callee = next((f for f in callees if f.party is _AGENT), None)
     to_number = o.dialed_number if tag is None else p.caller_number
     to_name = None
     if callee is not None:
@@ -334,21 +338,9 @@ def _parties(
     return from_number, from_name, to_number or o.callee_number, to_name
 
 
-def _current(
-    ordered: Sequence[LegView],
-    placer: LegView | None,
-    answers: Sequence[tuple[float, AgentRef | None, LegView]],
-) -> tuple[AgentRef, ...]:
-    live = []
-    if placer is not None and placer.ended is None:
-        live.append(placer.facts.agent)
-    live.extend(agent for _at, agent, view in answers if view.ended is None)
-    return _dedupe(live)
-
-
 def _handlings(
     placer: LegView | None,
-    answers: Sequence[tuple[float, AgentRef | None, LegView]],
+    answers: Sequence[tuple[float, str, AgentRef | None, LegView]],
     chain: Sequence[AgentRef],
     holds: Sequence[tuple[float, float | None]],
     ended_at: float | None,
@@ -356,17 +348,17 @@ def _handlings(
     spans: list[tuple[AgentRef, float, float | None]] = []
     if placer is not None and placer.facts.agent is not None:
         spans.append((placer.facts.agent, placer.created, placer.ended))
-    for at, agent, view in answers:
+    for at, _leg, agent, view in answers:
         if agent is not None and all(agent != s[0] for s in spans):
             spans.append((agent, at, view.ended))
     out = []
     for agent, start, end in spans:
         stop = end if end is not None else ended_at
-        held = sum(
-            max(0.0, min(h_end, stop if stop is not None else h_end) - max(h_start, start))
-            for h_start, h_end in holds
-            if h_end is not None
-        )
+        held = 0.0
+        for h_start, h_end in holds:
+            if h_end is not None:
+                upper = h_end if stop is None else min(h_end, stop)
+                held += max(0.0, upper - max(h_start, start))
         nxt = None
         if agent in chain:
             index = chain.index(agent)
@@ -378,7 +370,10 @@ def _handlings(
 def _recordings(ordered: Sequence[LegView]) -> tuple[Recording, ...]:
     found: set[Recording] = set()
     for v in ordered:
-        found.update(v.facts.recordings)
+        if v.facts.recordings:
+            found.update(v.facts.recordings)
+    if not found:
+        return ()
     return tuple(sorted(found, key=lambda r: (r.started_at or 0.0, r.ref)))
 
 
@@ -387,54 +382,56 @@ def _end_reason(
     origin: LegView,
     answered_at: float | None,
     direction: Direction,
+    moved_out: bool,
 ) -> EndReason:
-    if any(v.left_at is not None for v in ordered):
+    if moved_out:
         return EndReason.TRANSFERRED
     if answered_at is not None:
         return EndReason.COMPLETED
     if origin.facts.answered_at is not None and direction is not Direction.OUTBOUND:
         return EndReason.VOICEMAIL
-    others = [v.facts.hangup_cause for v in ordered if v is not origin]
-    causes = [c for c in others if c] or (
-        [origin.facts.hangup_cause] if origin.facts.hangup_cause else []
-    )
+    causes = [v.facts.hangup_cause for v in ordered if v is not origin and v.facts.hangup_cause]
+    if not causes and origin.facts.hangup_cause:
+        causes = [origin.facts.hangup_cause]
     if causes and all(c in _BUSY for c in causes):
         return EndReason.BUSY
     if any(c in _REJECTED for c in causes):
         return EndReason.REJECTED
     if causes and all(c in _FAILED for c in causes):
         return EndReason.FAILED
-    if any(c in _BUSY for c in causes) and direction is Direction.OUTBOUND:
+    if direction is Direction.OUTBOUND and any(c in _BUSY for c in causes):
         return EndReason.BUSY
     return EndReason.NO_ANSWER
 
 
 def _state(
     ordered: Sequence[LegView],
+    origin: LegView,
     answered_at: float | None,
     ended_at: float | None,
-    origin: LegView,
 ) -> CallState:
     if ended_at is not None:
         return CallState.ENDED
     if answered_at is not None:
-        held = any(v.facts.held and v.facts.party in _HUMAN and v.ended is None for v in ordered)
-        return CallState.HELD if held else CallState.ANSWERED
-    if any(v is not origin for v in ordered):
+        for v in ordered:
+            if v.ended is None and v.facts.party in _HUMAN and v.facts.held:
+                return CallState.HELD
+        return CallState.ANSWERED
+    if len(ordered) > 1:
         return CallState.RINGING
     return CallState.NEW
 
 
-def _leg(view: LegView) -> Leg:
+def _leg_of(view: LegView) -> Leg:
     f = view.facts
     return Leg(
-        leg_id=f.leg_id,
-        party=f.party.value,
-        agent=f.agent,
-        originator=f.originator,
-        created_at=view.created,
-        answered_at=view.answered,
-        ended_at=view.ended,
-        hangup_cause=f.hangup_cause,
-        node=f.node,
+        f.leg_id,
+        f.party,
+        f.agent,
+        f.originator,
+        view.created,
+        view.answered,
+        view.ended,
+        f.hangup_cause,
+        f.node,
     )

@@ -8,6 +8,8 @@ set of events therefore always yields the same facts, however they were shuffled
 
 from __future__ import annotations
 
+import operator
+
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
 
 __all__ = ["LegFacts"]
@@ -25,6 +27,7 @@ _RANK: dict[LegEventKind, int] = {
     LegEventKind.DESTROYED: 8,
 }
 
+_UNKNOWN = Party.UNKNOWN
 _HOLD = 0
 _UNHOLD = 1
 
@@ -39,6 +42,7 @@ _FIELDS = (
     "application",
     "node",
 )
+_GET_FIELDS = operator.attrgetter(*_FIELDS)
 
 
 class LegFacts:
@@ -68,6 +72,7 @@ class LegFacts:
         "recordings",
         "seen",
         "tenant_id",
+        "version",
     )
 
     def __init__(self, leg_id: str, tenant_id: str) -> None:
@@ -87,6 +92,8 @@ class LegFacts:
         """other leg id -> earliest bridge time."""
         self.recordings: set[Recording] = set()
         self.seen: set[tuple[object, ...]] = set()
+        self.version = 0
+        """Bumped on every change (caches of derived values key on it)."""
         self._fields: dict[str, tuple[float, int, str]] = {}
         self.caller_number: str | None = None
         self.caller_name: str | None = None
@@ -107,6 +114,7 @@ class LegFacts:
         if key in self.seen:
             return False
         self.seen.add(key)
+        self.version += 1
         at = event.at
         if self.created_at is None or at < self.created_at:
             self.created_at = at
@@ -116,10 +124,13 @@ class LegFacts:
         return True
 
     def _identity(self, event: ChannelEvent) -> None:
-        if event.party is not Party.UNKNOWN and (
-            self.party is Party.UNKNOWN or event.party.value < self.party.value
+        party = event.party
+        if (
+            party is not _UNKNOWN
+            and party is not self.party
+            and (self.party is _UNKNOWN or party < self.party)
         ):
-            self.party = event.party
+            self.party = party
         if event.agent is not None and (
             self.agent is None or _agent_key(event.agent) < _agent_key(self.agent)
         ):
@@ -129,14 +140,12 @@ class LegFacts:
 
     def _describe(self, event: ChannelEvent, at: float, rank: int) -> None:
         fields = self._fields
-        for name in _FIELDS:
-            value = getattr(event, name)
-            if value is None or value == "":
+        for name, value in zip(_FIELDS, _GET_FIELDS(event), strict=True):
+            if not value:
                 continue
-            new = (at, rank, value)
             old = fields.get(name)
-            if old is None or new < old:
-                fields[name] = new
+            if old is None or (at <= old[0] and (at, rank, value) < old):
+                fields[name] = (at, rank, value)
                 setattr(self, name, value)
 
     def _answered(self, event: ChannelEvent) -> None:

@@ -22,7 +22,7 @@ from dataclasses import fields, replace
 from ctibridge.callstate.derive import LegView, derive
 from ctibridge.callstate.events import ChannelEvent, LegEventKind
 from ctibridge.callstate.legs import LegFacts
-from ctibridge.callstate.machine import EVENT_OF, TRANSITIONS, Trigger, path
+from ctibridge.callstate.machine import EVENT_OF, TRANSITIONS, path
 from ctibridge.callstate.model import Call, CallChanged, CallEventName, CallState
 
 __all__ = ["RESYNC_CAUSE", "Normaliser"]
@@ -36,14 +36,17 @@ _SEP = "\x1f"
 class _Box:
     """One call as published: the union-find root's payload."""
 
-    __slots__ = ("call_id", "legs", "nodes", "pbx", "published")
+    __slots__ = ("call_id", "dirty", "legs", "nodes", "pbx", "published")
 
     def __init__(self, pbx: str) -> None:
         self.legs: dict[str, LegFacts] = {}
         self.nodes: set[str] = set()
         self.published: Call | None = None
         self.call_id = ""
+        """Derived from the nodes; empty when they changed since."""
         self.pbx = pbx
+        self.dirty = False
+        """Facts changed since ``published`` was derived (invisible events)."""
 
 
 class Normaliser:
@@ -81,15 +84,36 @@ class Normaliser:
             self._facts[key] = facts
         if not facts.add(event):
             return []
-        roots = self._link(key, facts, event, is_new)
-        if event.kind is LegEventKind.BRIDGED and event.other_leg_id:
-            other = event.tenant_id + _SEP + event.other_leg_id
+        root = self._link(key, facts, event, is_new)
+        kind = event.kind
+        other = event.tenant_id + _SEP + event.other_leg_id if event.other_leg_id else None
+        if kind is LegEventKind.BRIDGED and other is not None:
             self._bridged_by.setdefault(other, set()).add(key)
+        if not is_new and self._invisible(kind, facts, root, other):
+            self._boxes[root].dirty = True
+            return []
+        roots = {root}
         # Legs bridged across calls (attended transfer) change both calls.
-        for okey, _at in self._cross_links(key, facts):
-            if okey in self._facts:
-                roots.add(self._find(okey))
-        return self._publish(roots, event.pbx)
+        if facts.bridges or key in self._bridged_by:
+            for okey, _at in self._cross_links(key, facts):
+                if okey in self._facts:
+                    roots.add(self._find(okey))
+        return self._publish(roots)
+
+    def _invisible(self, kind: LegEventKind, facts: LegFacts, root: str, other: str | None) -> bool:
+        """Events that change nothing a call record shows while the call is live: early
+        media, the PBX answering the caller's leg, a bridge inside the call. Their facts are
+        kept; the record is brought up to date on the next visible change (or on read)."""
+        box = self._boxes[root]
+        if box.published is None or box.published.state is CallState.ENDED:
+            return False
+        if kind is LegEventKind.EARLY:
+            return True
+        if kind is LegEventKind.ANSWERED:
+            return facts.originator and facts.origin_tag is None
+        if kind is LegEventKind.BRIDGED:
+            return other is not None and other in self._facts and self._find(other) == root
+        return False
 
     def apply_many(self, events: Iterable[ChannelEvent]) -> list[CallChanged]:
         out: list[CallChanged] = []
@@ -127,13 +151,13 @@ class Normaliser:
         key = tenant_id + _SEP + leg_id
         if key not in self._facts:
             return None
-        return self._boxes[self._find(key)].published
+        return self._fresh(self._boxes[self._find(key)])
 
     def active_calls(self, tenant_id: str | None = None) -> list[Call]:
         calls = [
-            box.published
-            for box in self._boxes.values()
-            if box.published is not None and box.published.state is not CallState.ENDED
+            call
+            for box in list(self._boxes.values())
+            if (call := self._fresh(box)) is not None and call.state is not CallState.ENDED
         ]
         if tenant_id is not None:
             calls = [c for c in calls if c.tenant_id == tenant_id]
@@ -141,10 +165,8 @@ class Normaliser:
 
     def calls(self) -> list[Call]:
         """Every call still held in memory (active and recently ended)."""
-        return sorted(
-            (b.published for b in self._boxes.values() if b.published is not None),
-            key=lambda c: (c.started_at, c.call_id),
-        )
+        calls = [c for box in list(self._boxes.values()) if (c := self._fresh(box)) is not None]
+        return sorted(calls, key=lambda c: (c.started_at, c.call_id))
 
     # -- grouping ---------------------------------------------------------------------
 
@@ -163,6 +185,7 @@ class Normaliser:
             box = _Box(pbx)
             box.nodes.add(node)
             self._boxes[node] = box
+            return node
         return self._find(node)
 
     def _union(self, a: str, b: str, pbx: str) -> str:
@@ -175,6 +198,8 @@ class Normaliser:
         self._parent[small] = big
         keep, gone = self._boxes[big], self._boxes.pop(small)
         keep.nodes |= gone.nodes
+        keep.call_id = ""
+        keep.dirty = True
         keep.legs.update(gone.legs)
         if gone.published is not None:
             keep.published = _older(keep.published, gone.published)
@@ -183,7 +208,7 @@ class Normaliser:
         self._merged.setdefault(big, set()).update(self._merged.pop(small, set()))
         return big
 
-    def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> set[str]:
+    def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> str:
         pbx, tenant = event.pbx, event.tenant_id
         root = self._node(key, pbx)
         if is_new:
@@ -199,7 +224,7 @@ class Normaliser:
             bnode = "B" + _SEP + tenant + _SEP + event.leg_id
             if bnode in self._parent:
                 root = self._union(root, bnode, pbx)
-        return {root}
+        return root
 
     # -- publishing -------------------------------------------------------------------
 
@@ -215,21 +240,27 @@ class Normaliser:
 
     def _views(self, root: str, box: _Box) -> list[LegView]:
         views: list[LegView] = []
-        own = (_start(box), box.call_id or root)
+        own: tuple[float, str] | None = None
+        bridged_by = self._bridged_by
         for key, facts in box.legs.items():
+            if not facts.bridges and key not in bridged_by:
+                views.append(LegView(facts))
+                continue
             left_at: float | None = None
             for okey, at in self._cross_links(key, facts):
                 if okey not in self._facts or (oroot := self._find(okey)) == root:
                     continue
                 obox = self._boxes[oroot]
+                if own is None:
+                    own = (_start(box), box.call_id or root)
                 if own <= (_start(obox), obox.call_id or oroot):
                     views.append(LegView(self._facts[okey], joined_at=at))
                 elif left_at is None or at < left_at:
                     left_at = at
             views.append(LegView(facts, left_at=left_at))
-        return _unique(views)
+        return _unique(views) if own is not None else views
 
-    def _publish(self, roots: set[str], pbx: str) -> list[CallChanged]:
+    def _publish(self, roots: set[str]) -> list[CallChanged]:
         out: list[CallChanged] = []
         seen: set[str] = set()
         pending = sorted({self._find(r) for r in roots})
@@ -242,11 +273,17 @@ class Normaliser:
 
     def _publish_one(self, root: str) -> list[CallChanged]:
         box = self._boxes[root]
-        box.call_id = _call_id(box)
-        derived = derive(
-            box.call_id, self._views(root, box), internal_digits=self._digits, pbx=box.pbx
-        )
+        if not box.call_id:
+            box.call_id = _call_id(box)
         prev = box.published
+        derived = derive(
+            box.call_id,
+            self._views(root, box),
+            internal_digits=self._digits,
+            pbx=box.pbx,
+            seq=(prev.seq if prev is not None else 0) + 1,
+        )
+        box.dirty = False
         replaces = tuple(sorted(i for i in self._merged.pop(root, set()) if i != box.call_id))
         if prev is not None and prev.call_id != box.call_id:
             replaces = tuple(sorted({*replaces, prev.call_id}))
@@ -265,6 +302,15 @@ class Normaliser:
             self._ended.move_to_end(root)
             self._evict()
         return out
+
+    def _fresh(self, box: _Box) -> Call | None:
+        """The published call, brought up to date with invisible events (no event emitted:
+        they change nothing visible)."""
+        if box.dirty and box.published is not None:
+            root = self._find(next(iter(box.legs))) if box.legs else None
+            if root is not None:
+                self._publish_one(root)
+        return box.published
 
     def _evict(self) -> None:
         while len(self._ended) > self._keep_ended:
@@ -318,41 +364,31 @@ def _unique(views: list[LegView]) -> list[LegView]:
 
 
 def _changes(prev: Call | None, derived: Call, replaces: tuple[str, ...]) -> list[CallChanged]:
-    out: list[CallChanged] = []
-    seq = prev.seq if prev is not None else 0
+    """The events that take the published call to the derived one, each with its snapshot.
+
+    ``derived`` comes with ``seq`` = published seq + 1, so the usual single change is
+    published as it is, without copying."""
+    base = prev.seq if prev is not None else 0
     state = prev.state if prev is not None else CallState.NEW
+    names: list[tuple[CallEventName, CallState]] = []
     if prev is None:
-        seq += 1
-        out.append(
-            CallChanged(CallEventName.CREATED, replace(derived, state=state, seq=seq), replaces)
-        )
-    steps = path(state, derived.state)
-    if steps is None:
-        steps = ()
-    for trigger in steps:
-        seq += 1
-        state = _after(state, trigger)
-        out.append(
-            CallChanged(
-                EVENT_OF[trigger],
-                replace(derived, state=state, seq=seq),
-                replaces if not out else (),
-            )
-        )
+        names.append((CallEventName.CREATED, state))
+    for trigger in path(state, derived.state) or ():
+        state = TRANSITIONS[state, trigger]
+        names.append((EVENT_OF[trigger], state))
     known = len(prev.transfers) if prev is not None else 0
-    for _ in derived.transfers[known:]:
-        seq += 1
-        out.append(
-            CallChanged(
-                CallEventName.TRANSFERRED,
-                replace(derived, state=state, seq=seq),
-                replaces if not out else (),
-            )
-        )
-    if not out and prev is not None and _differs(prev, derived):
-        out.append(
-            CallChanged(CallEventName.UPDATED, replace(derived, state=state, seq=seq + 1), replaces)
-        )
+    names.extend((CallEventName.TRANSFERRED, state) for _ in derived.transfers[known:])
+    if not names:
+        if prev is None or not _differs(prev, derived):
+            return []
+        names.append((CallEventName.UPDATED, state))
+    out: list[CallChanged] = []
+    for index, (name, at_state) in enumerate(names):
+        seq = base + index + 1
+        call = derived
+        if at_state is not derived.state or seq != derived.seq:
+            call = replace(derived, state=at_state, seq=seq)
+        out.append(CallChanged(name, call, replaces if index == 0 else ()))
     return out
 
 
@@ -362,7 +398,3 @@ _VISIBLE = tuple(f.name for f in fields(Call) if f.name not in ("legs", "seq", "
 
 def _differs(prev: Call, new: Call) -> bool:
     return any(getattr(prev, name) != getattr(new, name) for name in _VISIBLE)
-
-
-def _after(state: CallState, trigger: Trigger) -> CallState:
-    return TRANSITIONS[state, trigger]

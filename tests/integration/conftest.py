@@ -1,0 +1,108 @@
+"""The whole product against the built-in Kazoo-compatible phone system, over real sockets,
+on SQLite and on the PostgreSQL of this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import websockets
+
+from ctibridge.config import load
+from ctibridge.launcher import DemoSystem, running_demo
+from ctibridge.storage import SqlStorage
+
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _pg(sql: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Bounded poll: the value of ``check()`` once truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DemoSystem]:
+    settings = load(
+        None,
+        {},
+        {
+            "data_dir": str(tmp_path / "data"),
+            "web": {"port": 0},
+            "kazoo": {"reconnect_initial": 0.05, "reconnect_max": 0.2},
+            "storage": {"flush_interval": 0.005},
+        },
+    )
+    storage = None
+    schema = None
+    if request.param == "postgres":
+        schema = f"it_{secrets.token_hex(6)}"
+        await _pg(f'CREATE SCHEMA "{schema}"')
+        storage = SqlStorage(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        async with running_demo(settings, traffic=False, storage=storage) as demo:
+            await until(
+                lambda: demo.services.status()["connectors"][0].get("connected"),
+                what="the Kazoo connector to connect",
+            )
+            yield demo
+    finally:
+        if schema is not None:
+            await _pg(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+class AgentClient:
+    """A real WebSocket client of /ws, collecting every frame."""
+
+    def __init__(self, system: DemoSystem, token: str) -> None:
+        self.url = system.http.url.replace("http", "ws", 1) + f"/ws?token={token}"
+        self.frames: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.closed: websockets.ConnectionClosed | None = None
+
+    async def __aenter__(self) -> AgentClient:
+        self._ws = await websockets.connect(self.url)
+        self._task = asyncio.create_task(self._read())
+        await until(lambda: any(f["type"] == "snapshot" for f in self.frames), what="snapshot")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._ws.close()
+        if self._task is not None:
+            await self._task
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                self.frames.append(json.loads(raw))
+        except websockets.ConnectionClosed as exc:
+            self.closed = exc
+
+    def events(self) -> list[tuple[str, str, str]]:
+        return [
+            (f["call"]["call_id"], f["event"], f["call"]["state"])
+            for f in self.frames
+            if f["type"] == "event"
+        ]
