@@ -30,10 +30,10 @@ async def _pg(sql: str) -> None:
         await conn.close()
 
 
-async def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+async def until(check: Callable[[], Any], within: float = 10.0, what: str = "condition") -> Any:
     """Bounded poll: the value of ``check()`` once truthy."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = check()
         if value:
