@@ -1,0 +1,50 @@
+"""Kazoo captures through ``ctibridge replay``: the calls match the hand-checked records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ctibridge.services.replay import call_record, kazoo_events, replay
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "kazoo"
+CAPTURES = sorted(FIXTURES.glob("*.jsonl"))
+
+
+def _expected(capture: Path) -> list[dict[str, object]]:
+    name = capture.stem.removesuffix("_legacy")
+    return json.loads((FIXTURES / f"{name}.expected.json").read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=[c.stem for c in CAPTURES])
+def test_capture_replays_to_the_expected_calls(capture: Path) -> None:
+    with capture.open() as lines:
+        got = [call_record(c) for c in replay(kazoo_events(lines))]
+    assert got == _expected(capture)
+
+
+def test_every_capture_has_an_expectation() -> None:
+    assert CAPTURES
+    for capture in CAPTURES:
+        assert (FIXTURES / f"{capture.stem.removesuffix('_legacy')}.expected.json").exists()
+
+
+def test_the_command_prints_one_json_line_per_call_and_reports_bad_lines(tmp_path: Path) -> None:
+    capture = tmp_path / "mixed.jsonl"
+    good = (FIXTURES / "inbound_answered.jsonl").read_text().splitlines()
+    capture.write_text("\n".join([good[0], "{not json", *good[1:], '{"action":"event"}']) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ctibridge", "replay", "--pbx", "kazoo", str(capture)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == _expected(FIXTURES / "inbound_answered.jsonl")
+    last = len(good) + 2
+    assert "line 2 skipped" in result.stderr and f"line {last} skipped" in result.stderr
