@@ -1,0 +1,357 @@
+"""The Kazoo connector: crossbar login, blackhole subscriptions, resync, events to the sink.
+
+One session: ``PUT /v2/api_auth`` → websocket → one ``subscribe`` per binding per account →
+``GET .../channels`` per account handed to ``sink.resync`` → events, in order, in batches.
+Events that arrive while subscribing and resyncing wait in the queue, so the sink sees the
+resync first and every later event after it. A dropped socket means backoff, reconnect,
+resubscribe, resync; a refused token means one re-login; a refused API key is fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ctibridge.callstate.events import ChannelEvent
+from ctibridge.callstate.kazoo import map_channel, map_event
+from ctibridge.config import KazooSettings
+from ctibridge.connectors.base import EventSink, Reconnector
+from ctibridge.errors import FieldError, PbxAuthError, PbxUnavailable
+from ctibridge.protocols import kazoo as proto
+
+__all__ = ["KazooConnector"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_BATCH = 500
+_TOKEN_ERRORS = ("authentication token required", "failed to authenticate token", "invalid token")
+_ACCOUNT_ERRORS = ("unauthorized account id", "unauthorized wildcard account id")
+
+
+class _TokenRejected(PbxUnavailable):
+    """Kazoo no longer accepts our token: log in again."""
+
+
+class _Blackhole:
+    """One websocket: matches replies to requests and queues events in arrival order."""
+
+    def __init__(
+        self, ws: ClientConnection, *, accounts: str, max_bytes: int, reply_timeout: float
+    ) -> None:
+        self.ws = ws
+        self._accounts = accounts
+        self._max_bytes = max_bytes
+        self._reply_timeout = reply_timeout
+        self._pending: dict[str, asyncio.Future[proto.KazooReply]] = {}
+        self._queue: asyncio.Queue[proto.KazooEvent | BaseException] = asyncio.Queue()
+        self.received = 0
+        self.malformed = 0
+
+    async def request(self, build: Callable[[str], str]) -> proto.KazooReply:
+        request_id = secrets.token_hex(8)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.ws.send(build(request_id))
+            return await asyncio.wait_for(future, self._reply_timeout)
+        except TimeoutError as exc:
+            raise PbxUnavailable(f"kazoo: no reply to request {request_id}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def read(self) -> None:
+        """Read until the socket closes, then queue the reason for :meth:`next_batch`."""
+        reason: BaseException
+        try:
+            async for frame in self.ws:
+                self._on_frame(frame)
+            reason = PbxUnavailable("kazoo: websocket closed")
+        except ConnectionClosed as exc:
+            reason = PbxUnavailable(f"kazoo: websocket lost ({exc})")
+        except Exception as exc:  # a bug: stop the session and let run() raise it
+            reason = exc
+        self.fail(reason)
+
+    def fail(self, reason: BaseException) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(reason)
+        self._queue.put_nowait(reason)
+
+    async def next_batch(self) -> list[proto.KazooEvent]:
+        """The next events in order: waits for one, then takes what is already queued."""
+        batch: list[proto.KazooEvent] = []
+        item = await self._queue.get()
+        while True:
+            if isinstance(item, BaseException):
+                if batch:  # deliver what came before the failure first
+                    self._queue.put_nowait(item)
+                    return batch
+                raise item
+            batch.append(item)
+            if self._queue.empty() or len(batch) >= _BATCH:
+                return batch
+            item = self._queue.get_nowait()
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        try:
+            message = proto.parse(frame, max_bytes=self._max_bytes)
+        except FieldError as exc:
+            self.received += 1
+            self.malformed += 1
+            call_id = exc.details.get("call_id") or "?"
+            logger.warning(
+                "kazoo: skipped frame (account=%s call_id=%s): %s",
+                self._accounts,
+                call_id,
+                exc.message,
+            )
+            return
+        if isinstance(message, proto.KazooReply):
+            future = self._pending.get(message.request_id or "")
+            if future is not None and not future.done():
+                future.set_result(message)
+            return
+        self.received += 1
+        self._queue.put_nowait(message)
+
+
+class KazooConnector:
+    """Drives one Kazoo cluster for the configured accounts, until cancelled."""
+
+    def __init__(
+        self,
+        settings: KazooSettings,
+        *,
+        sink: EventSink,
+        internal_digits: int = 5,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._internal_digits = internal_digits
+        self._http = http
+        self._token: str | None = None
+        self._key_account: str | None = None
+        self._refused: set[str] = set()
+        self._retry = Reconnector(
+            "kazoo", initial=settings.reconnect_initial, maximum=settings.reconnect_max
+        )
+        self._link: _Blackhole | None = None
+        self._received = 0
+        self._skipped = 0
+
+    def status(self) -> dict[str, Any]:
+        link = self._link
+        return {
+            "connected": link is not None,
+            "accounts": self._accounts(),
+            "reconnects": self._retry.retries,
+            "last_error": self._retry.last_error,
+            "events_received": self._received + (link.received if link else 0),
+            "events_skipped": self._skipped + (link.malformed if link else 0),
+        }
+
+    async def run(self) -> None:
+        """Connect, stream, reconnect on trouble. Raises PbxAuthError when the key is refused."""
+        if self._http is not None:
+            await self._run_forever(self._http)
+            return
+        async with httpx.AsyncClient(timeout=self._settings.request_timeout) as http:
+            await self._run_forever(http)
+
+    async def _run_forever(self, http: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                await self._session(http)
+            except Exception as exc:
+                await self._retry.wait(exc)
+
+    async def _session(self, http: httpx.AsyncClient) -> None:
+        if self._token is None:
+            await self._login(http)
+        settings = self._settings
+        async with connect(
+            settings.ws_url,
+            max_size=settings.max_message_bytes,
+            open_timeout=settings.request_timeout,
+            close_timeout=settings.request_timeout,
+        ) as ws:
+            link = _Blackhole(
+                ws,
+                accounts=",".join(self._accounts()),
+                max_bytes=settings.max_message_bytes,
+                reply_timeout=settings.request_timeout,
+            )
+            reader = asyncio.create_task(link.read())
+            pinger: asyncio.Task[None] | None = None
+            try:
+                await self._subscribe_all(http, link)
+                await self._resync_all(http)
+                self._link = link
+                self._retry.connected()
+                logger.info("kazoo: connected to %s for %s", settings.ws_url, self._accounts())
+                pinger = asyncio.create_task(self._ping(link))
+                await self._pump(link)
+            finally:
+                await self._detach(link, reader, pinger)
+
+    async def _detach(
+        self, link: _Blackhole, reader: asyncio.Task[None], pinger: asyncio.Task[None] | None
+    ) -> None:
+        self._link = None
+        self._received += link.received
+        self._skipped += link.malformed
+        for task in (reader, pinger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # -- login and subscriptions ------------------------------------------------------------------
+
+    async def _with_token(self, http: httpx.AsyncClient, use: Callable[[str], Awaitable[_T]]) -> _T:
+        """Run ``use(token)``; when Kazoo refuses the token, log in again once and retry."""
+        if self._token is None:
+            await self._login(http)
+        assert self._token is not None
+        try:
+            return await use(self._token)
+        except _TokenRejected:
+            logger.info("kazoo: auth token refused; logging in again")
+            await self._login(http)
+            return await use(self._token)
+
+    async def _login(self, http: httpx.AsyncClient) -> None:
+        self._token = None
+        body = {"data": {"api_key": self._settings.api_key}}
+        reply = await self._rest(http, "PUT", "/v2/api_auth", json=body)
+        if reply.status_code in (401, 403):
+            raise PbxAuthError("kazoo: API key refused", details={"status": reply.status_code})
+        auth = proto.parse_auth(_json(reply))
+        self._token, self._key_account = auth.auth_token, auth.account_id
+
+    def _accounts(self) -> list[str]:
+        configured = self._settings.account_ids or (
+            (self._key_account,) if self._key_account else ()
+        )
+        return [account for account in configured if account not in self._refused]
+
+    async def _subscribe_all(self, http: httpx.AsyncClient, link: _Blackhole) -> None:
+        for account in self._accounts():
+            for binding in self._settings.bindings:
+                subscribe = functools.partial(
+                    self._subscribe, link, account=account, binding=binding
+                )
+                await self._with_token(http, subscribe)
+        if not self._accounts():
+            raise PbxAuthError("kazoo: no account may be watched with this API key")
+
+    async def _subscribe(self, link: _Blackhole, token: str, *, account: str, binding: str) -> None:
+        reply = await link.request(lambda rid: proto.subscribe(token, account, binding, rid))
+        if reply.ok:
+            return
+        errors = "; ".join(reply.errors) or reply.status
+        if any(error.startswith(_TOKEN_ERRORS) for error in reply.errors):
+            raise _TokenRejected(f"kazoo: subscribe refused the token: {errors}")
+        if any(error in _ACCOUNT_ERRORS for error in reply.errors):
+            logger.error("kazoo: account %s may not be watched: %s", account, errors)
+            self._refused.add(account)
+            return
+        logger.warning("kazoo: subscribe %s for account %s refused: %s", binding, account, errors)
+
+    async def _ping(self, link: _Blackhole) -> None:
+        while True:
+            await asyncio.sleep(self._settings.ping_interval)
+            try:
+                await link.request(lambda rid: proto.ping(rid, auth_token=self._token))
+            except PbxUnavailable as exc:
+                link.fail(exc)
+                return
+
+    # -- resync and events ------------------------------------------------------------------------
+
+    async def _resync_all(self, http: httpx.AsyncClient) -> None:
+        for account in self._accounts():
+            at = time.time()
+            listing = functools.partial(self._channels, http, account=account)
+            channels = await self._with_token(http, listing)
+            live = [event for event in (self._snapshot(c, account, at) for c in channels) if event]
+            logger.info("kazoo: resync %s: %d live leg(s)", account, len(live))
+            await self._sink.resync(account, live, at)
+
+    async def _channels(
+        self, http: httpx.AsyncClient, token: str, *, account: str
+    ) -> list[dict[str, Any]]:
+        reply = await self._rest(
+            http, "GET", f"/v2/accounts/{account}/channels", headers={"X-Auth-Token": token}
+        )
+        if reply.status_code == 401:
+            raise _TokenRejected("kazoo: channels listing refused the token")
+        return proto.parse_channels(_json(reply))
+
+    def _snapshot(self, channel: dict[str, Any], account: str, at: float) -> ChannelEvent | None:
+        try:
+            return map_channel(channel, account, at, internal_digits=self._internal_digits)
+        except FieldError as exc:
+            self._skipped += 1
+            call_id = channel.get("uuid", "?")
+            logger.warning(
+                "kazoo: skipped channel (account=%s call_id=%s): %s", account, call_id, exc.message
+            )
+            return None
+
+    async def _pump(self, link: _Blackhole) -> None:
+        while True:
+            batch = await link.next_batch()
+            events = [event for event in map(self._map, batch) if event is not None]
+            if events:
+                await self._sink.events(events)
+
+    def _map(self, event: proto.KazooEvent) -> ChannelEvent | None:
+        try:
+            mapped = map_event(event, internal_digits=self._internal_digits)
+        except FieldError as exc:
+            logger.warning(
+                "kazoo: skipped %s (account=%s call_id=%s): %s",
+                event.name,
+                event.account_id,
+                event.call_id,
+                exc.message,
+            )
+            mapped = None
+        if mapped is None:
+            self._skipped += 1
+        return mapped
+
+    async def _rest(
+        self, http: httpx.AsyncClient, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        url = self._settings.api_url.rstrip("/") + path
+        try:
+            reply = await http.request(
+                method, url, timeout=self._settings.request_timeout, **kwargs
+            )
+        except httpx.TransportError as exc:
+            raise PbxUnavailable(f"kazoo: {method} {path} failed: {exc!r}") from exc
+        if reply.status_code >= 500 or reply.status_code == 429:
+            raise PbxUnavailable(f"kazoo: {method} {path} answered {reply.status_code}")
+        return reply
+
+
+def _json(reply: httpx.Response) -> Any:
+    try:
+        return reply.json()
+    except ValueError as exc:
+        raise PbxUnavailable(f"kazoo: {reply.request.url.path} answered non-JSON") from exc
