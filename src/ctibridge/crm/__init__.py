@@ -1,0 +1,1 @@
+"""CRM adapters: the built-in CRM and Salesforce behind one interface."""
