@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-traffic", action="store_true", help="start no calls by itself")
     demo.add_argument("--seed", type=int, help="random seed for reproducible traffic")
     replay = sub.add_parser("replay", help="print the calls in a captured event stream")
-    replay.add_argument("--pbx", choices=("kazoo",), default="kazoo")
+    replay.add_argument("--pbx", choices=("kazoo", "asterisk", "freeswitch"), default="kazoo")
+    replay.add_argument("--tenant", help="tenant id for Asterisk/FreeSWITCH (default: the pbx)")
     replay.add_argument("--internal-digits", type=int, default=5)
     replay.add_argument("file", help="capture file, '-' for standard input")
     return parser
@@ -149,12 +150,21 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     def bad(line: int, exc: Exception) -> None:
         print(f"ctibridge replay: line {line} skipped: {exc}", file=sys.stderr)
 
-    stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-    with stream:
-        events = replay_service.kazoo_events(
-            stream, internal_digits=args.internal_digits, on_error=bad
-        )
-        for call in replay_service.replay(events, internal_digits=args.internal_digits):
+    digits = args.internal_digits
+    binary = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    with binary:
+        if args.pbx == "kazoo":
+            lines = (raw.decode("utf-8", "replace") for raw in binary)
+            events = replay_service.kazoo_events(lines, internal_digits=digits, on_error=bad)
+        elif args.pbx == "asterisk":
+            events = replay_service.asterisk_events(
+                binary, tenant_id=args.tenant or "asterisk", internal_digits=digits, on_error=bad
+            )
+        else:
+            events = replay_service.freeswitch_events(
+                binary, tenant_id=args.tenant or "freeswitch", internal_digits=digits, on_error=bad
+            )
+        for call in replay_service.replay(events, internal_digits=digits):
             out.write(json.dumps(replay_service.call_record(call)) + "\n")
             out.flush()
     return 0

@@ -19,6 +19,7 @@ from ctibridge.errors import ConfigError
 
 __all__ = [
     "CallsSettings",
+    "CrmSettings",
     "KazooSettings",
     "PushSettings",
     "Settings",
@@ -91,6 +92,12 @@ class CallsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CrmSettings:
+    provider: str = "none"
+    """Where call logs go: ``none``, ``memory`` (kept in memory: for trying things out)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: str = "./data"
     log_level: str = "INFO"
@@ -101,6 +108,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     push: PushSettings = field(default_factory=PushSettings)
     calls: CallsSettings = field(default_factory=CallsSettings)
+    crm: CrmSettings = field(default_factory=CrmSettings)
 
     @property
     def storage_url(self) -> str:
@@ -117,6 +125,7 @@ class Settings:
 
 
 _T = TypeVar("_T")
+CRM_PROVIDERS = ("none", "memory")
 _TOP_LEVEL = ("data_dir", "log_level", "log_format")
 
 
@@ -143,7 +152,9 @@ def _cast(value: Any, kind: Any, where: str) -> Any:
                 return tuple(v.strip() for v in value.split(",") if v.strip())
             return tuple(str(v) for v in value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: cannot read {value!r} as {getattr(kind, '__name__', kind)}") from exc
+        raise ConfigError(
+            f"{where}: cannot read {value!r} as {getattr(kind, '__name__', kind)}"
+        ) from exc
     raise ConfigError(f"{where}: unsupported setting type {kind}")
 
 
@@ -183,7 +194,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     for key, value in environ.items():
         if not key.startswith("CTIBRIDGE_") or key == "CTIBRIDGE_CONFIG":
             continue
-        rest = key[len("CTIBRIDGE_"):].lower()
+        rest = key[len("CTIBRIDGE_") :].lower()
         if rest in _TOP_LEVEL:
             layer.setdefault("", {})[rest] = value
             continue
@@ -245,5 +256,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("push.queue_size must be at least 1")
     if bool(settings.web.tls_cert) != bool(settings.web.tls_key):
         raise ConfigError("web.tls_cert and web.tls_key go together")
+    if settings.crm.provider not in CRM_PROVIDERS:
+        raise ConfigError(f"crm.provider must be one of {', '.join(CRM_PROVIDERS)}")
     if settings.kazoo.enabled and not settings.kazoo.api_key:
         raise ConfigError("kazoo.api_key is required when kazoo.enabled is true")

@@ -4,6 +4,7 @@ on SQLite and on the PostgreSQL of this machine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,20 @@ async def until(check: Callable[[], Any], within: float = 10.0, what: str = "con
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DemoSystem]:
+    """The whole product, once on SQLite and once on PostgreSQL."""
+    async with _system(request.param, tmp_path) as demo:
+        yield demo
+
+
+@pytest.fixture
+async def sqlite_system(tmp_path: Path) -> AsyncIterator[DemoSystem]:
+    """The whole product on SQLite (for tests whose subject is not the database)."""
+    async with _system("sqlite", tmp_path) as demo:
+        yield demo
+
+
+@contextlib.asynccontextmanager
+async def _system(backend: str, tmp_path: Path) -> AsyncIterator[DemoSystem]:
     settings = load(
         None,
         {},
@@ -57,7 +72,7 @@ async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     )
     storage = None
     schema = None
-    if request.param == "postgres":
+    if backend == "postgres":
         schema = f"it_{secrets.token_hex(6)}"
         await _pg(f'CREATE SCHEMA "{schema}"')
         storage = SqlStorage(PG_URL, connect_args={"server_settings": {"search_path": schema}})

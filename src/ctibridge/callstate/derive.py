@@ -318,17 +318,13 @@ def _parties(
     from_name = p.caller_name if tag is None else p.callee_name
     callees = [v.facts for v in ordered if v is not origin and v is not placer]
     if direction is Direction.OUTBOUND:
-        # The number as the agent dialled it (or clicked it); else as the trunk carried it.
+        # The number as the trunk carried it (dialled digits may hold an access code such as
+        # a leading 9); before any trunk leg exists, as the agent dialled or clicked it.
         trunk = next((f for f in callees if f.party is _TRUNK), None)
-        to_number = _target_number(origin, tag, ordered) if placer is not None else None
-        if trunk is not None:
-            return (
-                from_number,
-                from_name,
-                to_number or trunk.dialed_number or trunk.callee_number,
-                trunk.callee_name,
-            )
-        return from_number, from_name, to_number or _target_number(origin, tag, ordered), None
+        if trunk is not None and (trunk.dialed_number or trunk.callee_number):
+            to = trunk.dialed_number or trunk.callee_number
+            return from_number, from_name, to, trunk.callee_name
+        return from_number, from_name, _target_number(origin, tag, ordered), None
     callee = next((f for f in callees if f.party is _AGENT), None)
     to_number = o.dialed_number if tag is None else p.caller_number
     to_name = None
@@ -424,7 +420,11 @@ def _state(
 
 def _leg_of(view: LegView) -> Leg:
     f = view.facts
-    return Leg(
+    key = (f.version, view.joined_at, view.left_at)
+    cached = f.leg_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    leg = Leg(
         f.leg_id,
         f.party,
         f.agent,
@@ -435,3 +435,5 @@ def _leg_of(view: LegView) -> Leg:
         f.hangup_cause,
         f.node,
     )
+    f.leg_cache = (key, leg)
+    return leg

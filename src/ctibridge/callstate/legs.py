@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
+from ctibridge.callstate.model import Leg
 
 __all__ = ["LegFacts"]
 
@@ -64,7 +65,9 @@ class LegFacts:
         "ended_at",
         "hangup_cause",
         "holds",
+        "leg_cache",
         "leg_id",
+        "linked",
         "node",
         "origin_tag",
         "originator",
@@ -92,6 +95,10 @@ class LegFacts:
         """other leg id -> earliest bridge time."""
         self.recordings: set[Recording] = set()
         self.seen: set[tuple[object, ...]] = set()
+        self.leg_cache: tuple[tuple[int, float | None, float | None], Leg] | None = None
+        """The last ``Leg`` value built from these facts (derive reuses it while unchanged)."""
+        self.linked: set[str] = set()
+        """Grouping keys this leg was already united with (normaliser bookkeeping)."""
         self.version = 0
         """Bumped on every change (caches of derived values key on it)."""
         self._fields: dict[str, tuple[float, int, str]] = {}

@@ -209,17 +209,26 @@ class Normaliser:
         return big
 
     def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> str:
+        """Union the leg with what its event names; return the call's root."""
         pbx, tenant = event.pbx, event.tenant_id
+        if event.group_key:
+            target = "G" + _SEP + tenant + _SEP + event.group_key
+        elif event.bridge_key:
+            target = "B" + _SEP + tenant + _SEP + event.bridge_key
+        elif event.other_leg_id and event.kind is not LegEventKind.BRIDGED:
+            target = tenant + _SEP + event.other_leg_id
+        else:
+            target = ""
+        if not is_new and target in facts.linked:
+            return self._find(key)  # the usual case: nothing new to link
         root = self._node(key, pbx)
         if is_new:
             self._boxes[root].legs[key] = facts
-        if event.group_key:
-            root = self._union(root, "G" + _SEP + tenant + _SEP + event.group_key, pbx)
-        elif event.bridge_key:
-            root = self._union(root, "B" + _SEP + tenant + _SEP + event.bridge_key, pbx)
-        elif event.other_leg_id and event.kind is not LegEventKind.BRIDGED:
-            root = self._union(root, tenant + _SEP + event.other_leg_id, pbx)
+        if target:
+            facts.linked.add(target)
+            root = self._union(root, target, pbx)
         if is_new:
+            facts.linked.add("")
             # A leg is the target of its own id used as a bridge key elsewhere.
             bnode = "B" + _SEP + tenant + _SEP + event.leg_id
             if bnode in self._parent:
@@ -261,6 +270,9 @@ class Normaliser:
         return _unique(views) if own is not None else views
 
     def _publish(self, roots: set[str]) -> list[CallChanged]:
+        if len(roots) == 1:
+            (root,) = roots
+            return self._publish_one(self._find(root))
         out: list[CallChanged] = []
         seen: set[str] = set()
         pending = sorted({self._find(r) for r in roots})

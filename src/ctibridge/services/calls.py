@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ctibridge.bus.base import Bus
 from ctibridge.callstate.events import ChannelEvent
@@ -21,6 +21,8 @@ __all__ = ["CallsService"]
 
 logger = logging.getLogger(__name__)
 
+Listener = Callable[[CallChanged, StoredCall], None]
+
 
 class CallsService:
     """Implements the connectors' ``EventSink``: ``events()`` and ``resync()``."""
@@ -33,6 +35,7 @@ class CallsService:
         directory: AgentDirectory,
         writer: CallWriter,
         internal_digits: int = 5,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self._storage = storage
         self._directory = directory
@@ -40,6 +43,12 @@ class CallsService:
         self._notifier = CallNotifier(bus)
         self._normaliser = Normaliser(internal_digits=internal_digits)
         self._active: dict[str, StoredCall] = {}
+        self._listeners = list(listeners)
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener(change, stored)`` after each change is published (it must not block:
+        schedule work in a task)."""
+        self._listeners.append(listener)
 
     # -- EventSink ----------------------------------------------------------------------
 
@@ -93,6 +102,8 @@ class CallsService:
         for change, stored in items:
             if not self._notifier.call_changed_nowait(change.name, stored):
                 await self._notifier.call_changed(change.name, stored)
+            for listener in self._listeners:
+                listener(change, stored)
 
     def _stored(self, call: Call) -> StoredCall:
         resolve = self._directory.resolve_all

@@ -13,10 +13,13 @@ from pathlib import Path
 from ctibridge.bus.memory import MemoryBus
 from ctibridge.config import Settings
 from ctibridge.connectors.kazoo import KazooConnector
+from ctibridge.crm.base import CrmAdapter
+from ctibridge.crm.memory import MemoryCrm
 from ctibridge.errors import PbxAuthError
 from ctibridge.observability import PBX_CONNECTED
 from ctibridge.services.agents import ALL_TENANTS, AgentsService, token_hash
 from ctibridge.services.calls import CallsService
+from ctibridge.services.crm_logging import CrmLoggingService
 from ctibridge.services.directory import AgentDirectory
 from ctibridge.services.writer import CallWriter
 from ctibridge.storage import open_storage
@@ -37,10 +40,13 @@ class Services:
     writer: CallWriter
     admin_token: str
     connectors: list[KazooConnector] = field(default_factory=list)
+    crm_logging: CrmLoggingService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         self.writer.start()
+        if self.crm_logging is not None:
+            self.crm_logging.start()
         for connector in self.connectors:
             self._tasks.append(asyncio.create_task(_run_connector(connector), name="kazoo"))
 
@@ -51,6 +57,9 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.crm_logging is not None:
+            await self.crm_logging.stop()
+            await self.crm_logging.crm.close()
         await self.writer.stop()
         await self.bus.close()
         await self.storage.close()
@@ -91,6 +100,12 @@ async def build_services(settings: Settings, *, storage: Storage | None = None) 
     )
     admin_token = await _admin_token(settings, agents, storage)
     services = Services(settings, storage, bus, agents, calls, writer, admin_token)
+    crm = _crm(settings)
+    if crm is not None:
+        services.crm_logging = CrmLoggingService(
+            storage=storage, directory=directory, crm=crm, region=settings.calls.default_region
+        )
+        calls.listen(services.crm_logging.on_call_changed)
     if settings.kazoo.enabled:
         services.connectors.append(
             KazooConnector(
@@ -98,6 +113,12 @@ async def build_services(settings: Settings, *, storage: Storage | None = None) 
             )
         )
     return services
+
+
+def _crm(settings: Settings) -> CrmAdapter | None:
+    if settings.crm.provider == "memory":
+        return MemoryCrm()
+    return None
 
 
 def _prepare_data_dir(data_dir: str) -> None:

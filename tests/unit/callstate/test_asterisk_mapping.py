@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ctibridge.callstate.asterisk import AsteriskMapper, cause_name
+from ctibridge.callstate.asterisk import EVENT_NAMES, AsteriskMapper, cause_name
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party
 from ctibridge.errors import FieldError
 from ctibridge.protocols.ami import AmiMessage, AmiProtocol
@@ -109,8 +111,11 @@ def test_expected_call_files_agree_with_the_events(name: str) -> None:
     if call["direction"] == "internal":
         assert call["to"] == origin[0].dialed_number
     callee = Party.TRUNK if call["direction"] == "outbound" else Party.AGENT
-    answers = [e.at for e in events if e.kind is K.ANSWERED and e.party is callee]
-    answers = [at for at in answers if not any(e.originator and e.at == at for e in origin)]
+    answers = [
+        e.at
+        for e in events
+        if e.kind is K.ANSWERED and e.party is callee and e.leg_id != origin[0].leg_id
+    ]
     if call["direction"] == "outbound":
         [trunk] = [evs for evs in legs.values() if evs[0].party is Party.TRUNK]
         assert call["to"] == next(e.dialed_number for e in trunk if e.dialed_number)
@@ -268,6 +273,9 @@ def test_click_to_dial() -> None:
         "15559876543"
     )
     assert first(trunk, K.RINGING).other_leg_id == "1795267699.37"
+    # No Originate CallerID here: the phone's leg names its far end once it is connected.
+    assert [e.caller_number for e in phone] == [None, None, None, "15559876543", "15559876543"]
+    assert {e.callee_number for e in phone} == {"1001"}
 
 
 def test_registration_yields_nothing() -> None:
@@ -300,7 +308,7 @@ def msg(event: str, at: float | None = T0, **headers: str) -> AmiMessage:
 def chan(channel: str, uid: str, linked: str, prefix: str = "", **extra: str) -> dict[str, str]:
     base = {
         "Channel": channel,
-        "ChannelStateDesc": "Ring",
+        "ChannelStateDesc": "Ring" if uid == linked else "Down",
         "CallerIDNum": "<unknown>",
         "CallerIDName": "<unknown>",
         "ConnectedLineNum": "<unknown>",
@@ -606,6 +614,11 @@ def test_plumbing_channels_make_no_events() -> None:
     assert m.live_legs == 0
 
 
+def test_event_names_list_what_the_mapper_reads() -> None:
+    assert {"Newchannel", "Hangup", "DialBegin", "BridgeEnter", "VarSet"} <= EVENT_NAMES
+    assert not {"RTCPSent", "DeviceStateChange", "Cdr", "DialEnd"} & EVENT_NAMES
+
+
 def test_events_we_do_not_use_are_skipped_before_anything_is_read() -> None:
     m = AsteriskMapper(TENANT)
     skipped = [
@@ -645,6 +658,17 @@ def test_late_events_for_an_ended_leg_are_dropped() -> None:
     assert (m.live_legs, m.live_conversations) == (0, 0)
 
 
+def test_memory_of_ended_legs_is_bounded() -> None:
+    m = AsteriskMapper(TENANT)
+    for i in range(5000):
+        leg = chan(f"PJSIP/1001-{i:08x}", f"9.{i}", f"9.{i}")
+        feed(m, msg("Newchannel", T0, **leg), msg("Hangup", T0, Cause="16", **leg))
+    assert (m.live_legs, m.live_conversations) == (0, 0)
+    assert feed(m, msg("Hangup", T0, Cause="16", **chan("PJSIP/1001-1", "9.4999", "9.4999"))) == []
+    [again] = feed(m, msg("Hangup", T0, Cause="16", **chan("PJSIP/1001-0", "9.0", "9.0")))
+    assert again.kind is K.DESTROYED, "only the last few thousand ended legs are remembered"
+
+
 def test_repeated_and_uninteresting_states_say_nothing() -> None:
     m = AsteriskMapper(TENANT)
     up = {**ALICE, "ChannelStateDesc": "Up"}
@@ -676,6 +700,8 @@ def test_bridges_that_do_not_resolve_to_one_real_peer_make_no_bridged_events() -
         msg("BridgeEnter", T0, BridgeUniqueid="three", **BOB),
     )
     assert kinds(out) == [K.BRIDGED, K.BRIDGED]  # two of them, before the third came in
+    out = feed(m, msg("BridgeLeave", T0 + 1, BridgeUniqueid="three", **CARRIER))
+    assert [(e.leg_id, e.other_leg_id) for e in out] == [("100.2", "100.3"), ("100.3", "100.2")]
     m = AsteriskMapper(TENANT)
     loop = feed(
         m,
@@ -800,3 +826,64 @@ def test_snapshot_sees_through_local_pairs() -> None:
         T0,
     )
     assert [(e.leg_id, e.other_leg_id) for e in snap] == [("100.1", "100.2"), ("100.2", "100.1")]
+
+
+# -- property: any well-formed sequence, then every hang-up, leaves nothing behind ------------
+
+_CHANNELS = [
+    ("PJSIP/carrier-00000001", "100.1"),
+    ("PJSIP/1001-00000002", "100.2"),
+    ("PJSIP/1002-00000003", "100.3"),
+    ("Local/x@y-00000004;1", "100.4"),
+    ("Local/x@y-00000004;2", "100.5"),
+    ("PJSIP/1003-00000006", "100.6"),
+]
+
+
+@st.composite
+def ami_step(draw: st.DrawFn) -> AmiMessage:
+    channel, uid = draw(st.sampled_from(_CHANNELS))
+    linked = draw(st.sampled_from(["100.1", "100.3", "100.6", uid]))
+    snap = chan(channel, uid, linked, ChannelStateDesc=draw(st.sampled_from(["Ringing", "Up"])))
+    other_channel, other_uid = draw(st.sampled_from(_CHANNELS))
+    other = chan(other_channel, other_uid, draw(st.sampled_from(["100.1", other_uid])))
+    at = T0 + draw(st.integers(min_value=0, max_value=100))
+    bridge = draw(st.sampled_from(["b1", "b2", "b3"]))
+    return draw(
+        st.sampled_from(
+            [
+                msg("Newchannel", at, **snap),
+                msg("Newstate", at, **snap),
+                msg("DialBegin", at, **snap, **{"Dest" + k: v for k, v in other.items()}),
+                msg("DialBegin", at, **{"Dest" + k: v for k, v in other.items()}),
+                msg("BridgeEnter", at, BridgeUniqueid=bridge, **snap),
+                msg("BridgeEnter", at, BridgeUniqueid=bridge, SwapUniqueid=other_uid, **snap),
+                msg("BridgeLeave", at, BridgeUniqueid=bridge, **snap),
+                msg("Hold", at, **snap),
+                msg("Unhold", at, **snap),
+                msg("Hangup", at, Cause="16", **snap),
+                msg("VarSet", at, Variable="MIXMONITOR_FILENAME", Value="/r/a.wav", **snap),
+                msg("VarSet", at, Variable="CTIBRIDGE_REQ", Value="req", **snap),
+                msg("MixMonitorStop", at, **snap),
+                msg("Newexten", at, Application="VoiceMail", **snap),
+                msg("Pickup", at, **snap, **{"Target" + k: v for k, v in other.items()}),
+                msg("BlindTransfer", at, Result="Success", TransfererUniqueid=uid),
+                msg("AttendedTransfer", at, Result="Success", OrigTransfererUniqueid=uid),
+            ]
+        )
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(ami_step(), max_size=40))
+def test_any_sequence_then_every_hangup_leaves_nothing_behind(steps: list[AmiMessage]) -> None:
+    m = AsteriskMapper(TENANT)
+    events = feed(m, *steps)
+    for channel, uid in _CHANNELS:
+        events += m.feed(msg("Hangup", T0 + 200, Cause="16", **chan(channel, uid, uid)))
+    assert (m.live_legs, m.live_conversations) == (0, 0)
+    for leg_id, evs in by_leg(events).items():
+        assert kinds(evs).count(K.DESTROYED) <= 1, leg_id
+        assert not any(e.leg_id.startswith("100.4") or e.leg_id == "100.5" for e in evs)
+        bridged = [e for e in evs if e.kind is K.BRIDGED]
+        assert all(e.other_leg_id not in (None, leg_id, "100.4", "100.5") for e in bridged)

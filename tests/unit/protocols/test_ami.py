@@ -106,7 +106,7 @@ def test_message_accessors() -> None:
     assert msg.name == "Newchannel"
     assert msg.is_event and not msg.is_response
     assert msg.action_id is None
-    assert msg.get("uniqueid") == "1.0"
+    assert msg.get("uniqueid") == "1.0" == msg.channel_id
     assert msg.get("AccountCode") == ""
     assert msg.get("Raw") == "no-space"
     assert msg.get("Missing", "d") == "d"

@@ -104,7 +104,7 @@ def test_event_counts_of_recorded_match_its_description() -> None:
 def test_event_headers_are_url_decoded() -> None:
     frames = parse([(FIXTURES / "inbound_answered.esl").read_bytes()])
     create = next(f.event() for f in frames if f.is_event and f.event().name == "CHANNEL_CREATE")
-    assert create.unique_id == "c915ea6b-5773-4aeb-9f87-77536195317a"
+    assert create.channel_id == "c915ea6b-5773-4aeb-9f87-77536195317a"
     assert create.get("Channel-Name") == "sofia/external/15551234567@127.0.0.1:5095"
     assert create.get("Event-Date-GMT") == "Sat, 21 Nov 2026 13:43:54 GMT"
     assert create.get("caller-caller-id-name") == "Jane Customer"
@@ -123,6 +123,18 @@ def test_background_job_reply_and_nested_body() -> None:
     assert job.get("Job-Command") == "originate"
     assert job.body == "+OK 910c08e9-91a8-4b63-9ce0-f36081df1dab\n"
     assert job.get_all("Content-Length") == ["41"]
+
+
+def test_event_name_is_peeked_without_decoding() -> None:
+    assert EslMessage(((("Content-Type", "text/event-plain"),)), PLAIN).event_name == "HEARTBEAT"
+    odd = b"Event-Name: CUSTOM%3A%3Ax"
+    assert EslMessage((("Content-Type", "text/event-plain"),), odd).event_name == "CUSTOM::x"
+    second = b"Event-Subclass: sofia%3A%3Aregister\nEvent-Name: CUSTOM\n\n"
+    assert EslMessage((("Content-Type", "text/event-plain"),), second).event_name == "CUSTOM"
+    late = b"Core-UUID: c1\n" * 50 + b"Event-Name: HEARTBEAT\n\n"
+    assert EslMessage((("Content-Type", "text/event-plain"),), late).event_name is None
+    assert EslMessage((("Content-Type", "text/event-json"),), b"{}").event_name is None
+    assert EslMessage((("Content-Type", "text/event-plain"),), b"Event-Name: \n").event_name is None
 
 
 def test_custom_event_subclass() -> None:
@@ -154,7 +166,7 @@ def test_json_events() -> None:
             "Event-Name": "BACKGROUND_JOB",
             "Job-UUID": "j1",
             "Event-Sequence": 12,
-            "variable_list": ["a", "b"],
+            "variable_list": ["a", "b", "c"],
             "Nothing": None,
             "_body": "+OK done\n",
         }
@@ -164,7 +176,7 @@ def test_json_events() -> None:
     event = msg.event()
     assert event.name == "BACKGROUND_JOB"
     assert event.get("Event-Sequence") == "12"
-    assert event.get_all("variable_list") == ["a", "b"]
+    assert event.get_all("variable_list") == ["a", "b", "c"]
     assert event.get("Nothing") == ""
     assert event.body == "+OK done\n"
     assert EslEvent.parse_json(event.serialize_json()) == event
@@ -173,7 +185,7 @@ def test_json_events() -> None:
     )
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"a": '])
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"a": ', b"[" * 100_000])
 def test_bad_json_event_is_a_field_error(body: bytes) -> None:
     [msg] = parse([frame(body, b"text/event-json")])
     with pytest.raises(FieldError):
