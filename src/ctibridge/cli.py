@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 from ctibridge import __version__
 from ctibridge.config import Settings, load
+from ctibridge.crm import cli as crm_cli
+from ctibridge.crm.salesforce import cli as salesforce_cli
 from ctibridge.errors import ConfigError, CtiError
 
 __all__ = ["main"]
@@ -51,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--tenant", help="tenant id for Asterisk/FreeSWITCH (default: the pbx)")
     replay.add_argument("--internal-digits", type=int, default=5)
     replay.add_argument("file", help="capture file, '-' for standard input")
+    crm_cli.add_parser(sub)
+    salesforce_cli.add_parser(sub)
     return parser
 
 
@@ -81,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args, sys.stdout)
+        if args.command == "crm":
+            return crm_cli.run(args)
+        if args.command == "salesforce":
+            return salesforce_cli.run(args)
         settings = _settings(args, demo=args.command == "demo")
         from ctibridge.observability import setup_logging
 

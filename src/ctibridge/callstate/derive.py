@@ -21,7 +21,7 @@ from ctibridge.callstate.model import (
     Transfer,
 )
 
-__all__ = ["LegView", "derive", "is_internal_number"]
+__all__ = ["LegView", "Shape", "ShapeCache", "derive", "is_internal_number"]
 
 _BUSY = frozenset({"USER_BUSY", "NORMAL_CIRCUIT_CONGESTION_BUSY"})
 _REJECTED = frozenset({"CALL_REJECTED"})
@@ -86,8 +86,101 @@ class LegView:
         self.ended = ended
 
 
-def _order(view: LegView) -> tuple[float, str]:
-    return (view.created, view.facts.leg_id)
+class Shape:
+    """Who and what a call is: the parts of the record that depend only on which legs it
+    has and who is on them (not on answers, holds or hang-ups). Cached between events."""
+
+    __slots__ = (
+        "callees",
+        "direction",
+        "first",
+        "from_name",
+        "from_number",
+        "key",
+        "order",
+        "origin",
+        "placer",
+        "rung",
+        "tag",
+        "to_name",
+        "to_number",
+    )
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.order: list[int] = []
+        """Positions of the views sorted by (created, leg id)."""
+        self.first = 0
+        self.origin = 0
+        self.placer = -1
+        self.callees: list[int] = []
+        self.tag: str | None = None
+        self.direction = Direction.INTERNAL
+        self.rung: tuple[AgentRef, ...] = ()
+        self.from_number: str | None = None
+        self.from_name: str | None = None
+        self.to_number: str | None = None
+        self.to_name: str | None = None
+
+
+class ShapeCache:
+    """Holds the last :class:`Shape` of one call (owned by the normaliser, per call)."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self) -> None:
+        self.shape: Shape | None = None
+
+
+def _shape(views: Sequence[LegView], digits: int, key: int) -> Shape:
+    shape = Shape(key)
+    keyed = [(v.created, v.facts.leg_id, i) for i, v in enumerate(views)]
+    keyed.sort()
+    order = [item[2] for item in keyed]
+    shape.order = order
+    first = order[0]
+    for i in order:
+        if views[i].joined_at is None:
+            first = i
+            break
+    origin = first
+    for i in order:
+        if views[i].joined_at is None and views[i].facts.originator:
+            origin = i
+            break
+    tag: str | None = None
+    trunk_callee = False
+    for i in order:
+        f = views[i].facts
+        if f.origin_tag and (tag is None or f.origin_tag < tag):
+            tag = f.origin_tag
+        if f.party is _TRUNK and i != origin and not f.originator:
+            trunk_callee = True
+    placer = -1
+    if tag is not None:
+        for i in order:
+            if views[i].facts.party is _AGENT:
+                placer = i
+                break
+    elif views[origin].facts.party is _AGENT and views[origin].facts.originator:
+        placer = origin
+    ordered = [views[i] for i in order]
+    placer_view = views[placer] if placer >= 0 else None
+    direction = _direction(ordered, views[origin], placer_view, tag, trunk_callee, digits)
+    rung: list[AgentRef] = []
+    callees: list[int] = []
+    for i in order:
+        if i in (origin, placer):
+            continue
+        callees.append(i)
+        f = views[i].facts
+        if f.party is _AGENT and f.agent is not None and f.agent not in rung:
+            rung.append(f.agent)
+    shape.first, shape.origin, shape.placer, shape.callees = first, origin, placer, callees
+    shape.tag, shape.direction, shape.rung = tag, direction, tuple(rung)
+    parties = _parties(direction, views[origin], placer_view, ordered, tag)
+    shape.from_number, shape.from_name, shape.to_number, shape.to_name = parties
+    return shape
 
 
 def derive(
@@ -96,109 +189,104 @@ def derive(
     *,
     internal_digits: int,
     pbx: str = "kazoo",
-    state_floor: CallState | None = None,
     seq: int = 0,
+    cache: ShapeCache | None = None,
+    shape_version: int = -1,
 ) -> Call:
-    """The call record the legs describe, with the state they imply (see ``_state``)."""
-    ordered = sorted(views, key=_order) if len(views) > 1 else list(views)
-    first = next((v for v in ordered if v.joined_at is None), ordered[0])
-    origin = next((v for v in ordered if v.joined_at is None and v.facts.originator), first)
-    tag: str | None = None
-    placer: LegView | None = None
-    trunk_callee = False
+    """The call record the legs describe, with the state they imply (see ``_state``).
+
+    ``cache`` keeps the call's :class:`Shape` while ``shape_version`` stays the same (the
+    caller bumps it whenever a leg joins or a leg's shape changes; -1: do not cache)."""
+    shape = cache.shape if cache is not None and shape_version >= 0 else None
+    if shape is None or shape.key != shape_version:
+        shape = _shape(views, internal_digits, shape_version)
+        if cache is not None and shape_version >= 0:
+            cache.shape = shape
+    ordered = [views[i] for i in shape.order]
+    origin = views[shape.origin]
+    placer = views[shape.placer] if shape.placer >= 0 else None
+    direction = shape.direction
+    outbound = direction is Direction.OUTBOUND
+
     any_moved_out = False
     all_ended = True
     ended_at = 0.0
     for v in ordered:
-        f = v.facts
-        if f.origin_tag and (tag is None or f.origin_tag < tag):
-            tag = f.origin_tag
-        if f.party is _TRUNK and v is not origin and not f.originator:
-            trunk_callee = True
         if v.left_at is not None:
             any_moved_out = True
         if v.ended is None:
             all_ended = False
         elif v.ended > ended_at:
             ended_at = v.ended
-    if tag is not None:
-        placer = next((v for v in ordered if v.facts.party is _AGENT), None)
-    elif origin.facts.party is _AGENT and origin.facts.originator:
-        placer = origin
-    direction = _direction(ordered, origin, placer, tag, trunk_callee, internal_digits)
-    outbound = direction is Direction.OUTBOUND
 
-    # Callees: who rang, who answered (a person: a callee agent; outbound also the far end).
-    rung: list[AgentRef] = []
+    # A person answered: a callee agent; for an outbound call also the far end.
     answers: list[tuple[float, str, AgentRef | None, LegView]] = []
-    for v in ordered:
-        if v is origin or v is placer:
+    for i in shape.callees:
+        v = views[i]
+        if v.answered is None:
             continue
-        f = v.facts
-        if f.party is _AGENT:
-            if f.agent is not None and f.agent not in rung:
-                rung.append(f.agent)
-        elif not outbound or f.party is _SYSTEM:
-            continue
-        if v.answered is not None:
-            answers.append((v.answered, f.leg_id, f.agent, v))
-    answers.sort(key=lambda a: (a[0], a[1]))
+        party = v.facts.party
+        if party is _AGENT or (outbound and party is not _SYSTEM):
+            answers.append((v.answered, v.facts.leg_id, v.facts.agent, v))
+    if len(answers) > 1:
+        answers.sort(key=_answer_order)
     answered_at = answers[0][0] if answers else None
     placer_agent = placer.facts.agent if placer is not None else None
 
     chain: list[AgentRef] = [placer_agent] if outbound and placer_agent is not None else []
-    for _at, _leg_id, agent, _v in answers:
+    for answer in answers:
+        agent = answer[2]
         if agent is not None and (not chain or chain[-1] != agent):
             chain.append(agent)
     handlers = _dedupe(([placer_agent] if placer_agent is not None else []) + chain)
 
     final_end = ended_at if all_ended and ordered else None
     holds = _hold_intervals(ordered, final_end)
-    hold_seconds = sum(end - start for start, end in holds if end is not None)
+    hold_seconds = 0.0
+    on_hold_after = 0.0
+    for start, end in holds:
+        if end is None:
+            continue
+        hold_seconds += end - start
+        if answered_at is not None and final_end is not None and end > answered_at:
+            on_hold_after += min(end, final_end) - max(start, answered_at)
     talk = 0.0
     if answered_at is not None and final_end is not None:
-        on_hold_after = sum(
-            min(end, final_end) - max(start, answered_at)
-            for start, end in holds
-            if end is not None and end > answered_at
-        )
         talk = max(0.0, final_end - answered_at - on_hold_after)
+    answered_by: AgentRef | None = None
     if answers:
         answered_by = placer_agent if placer_agent is not None and outbound else answers[0][2]
-    else:
-        answered_by = None
     missed = answered_at is None and (
-        direction is Direction.INBOUND or (direction is Direction.INTERNAL and bool(rung))
+        direction is Direction.INBOUND or (direction is Direction.INTERNAL and bool(shape.rung))
     )
-    from_number, from_name, to_number, to_name = _parties(direction, origin, placer, ordered, tag)
     state = _state(ordered, origin, answered_at, final_end)
-    if state_floor is not None:
-        state = state_floor
     current: list[AgentRef] = []
     if placer is not None and placer.ended is None and placer_agent is not None:
         current.append(placer_agent)
-    for _at, _leg_id, agent, v in answers:
-        if agent is not None and v.ended is None and agent not in current:
+    for answer in answers:
+        agent = answer[2]
+        if agent is not None and answer[3].ended is None and agent not in current:
             current.append(agent)
     end_reason = None
     if final_end is not None:
         end_reason = _end_reason(ordered, origin, answered_at, direction, any_moved_out)
+    legs = tuple([_leg_of(v) for v in ordered])
     return Call(
         call_id,
-        first.facts.tenant_id,
+        views[shape.first].facts.tenant_id,
         state,
         direction,
         pbx,
-        from_number,
-        from_name,
-        to_number,
-        to_name,
+        shape.from_number,
+        shape.from_name,
+        shape.to_number,
+        shape.to_name,
         handlers,
-        tuple(rung),
+        shape.rung,
         tuple(current),
         answered_by,
         missed,
-        first.created,
+        views[shape.first].created,
         answered_at,
         final_end,
         hold_seconds,
@@ -207,10 +295,14 @@ def derive(
         _handlings(placer, answers, chain, holds, final_end),
         _recordings(ordered),
         end_reason,
-        tag,
-        tuple(_leg_of(v) for v in ordered),
+        shape.tag,
+        legs,
         seq,
     )
+
+
+def _answer_order(answer: tuple[float, str, AgentRef | None, LegView]) -> tuple[float, str]:
+    return (answer[0], answer[1])
 
 
 def _direction(
@@ -266,7 +358,7 @@ def _hold_intervals(
             raw.extend(v.facts.hold_intervals(ended_at))
     if len(raw) < 2:
         return raw
-    raw.sort(key=lambda iv: (iv[0], float("inf") if iv[1] is None else iv[1]))
+    raw.sort(key=_interval_order)
     merged: list[tuple[float, float | None]] = [raw[0]]
     for start, end in raw[1:]:
         last_start, last_end = merged[-1]
@@ -277,6 +369,10 @@ def _hold_intervals(
         else:
             merged.append((start, end))
     return merged
+
+
+def _interval_order(iv: tuple[float, float | None]) -> tuple[float, float]:
+    return (iv[0], float("inf") if iv[1] is None else iv[1])
 
 
 def _transfers(
@@ -344,9 +440,17 @@ def _handlings(
     spans: list[tuple[AgentRef, float, float | None]] = []
     if placer is not None and placer.facts.agent is not None:
         spans.append((placer.facts.agent, placer.created, placer.ended))
-    for at, _leg, agent, view in answers:
-        if agent is not None and all(agent != s[0] for s in spans):
-            spans.append((agent, at, view.ended))
+    for answer in answers:
+        agent = answer[2]
+        if agent is None:
+            continue
+        known = False
+        for span in spans:
+            if span[0] == agent:
+                known = True
+                break
+        if not known:
+            spans.append((agent, answer[0], answer[3].ended))
     out = []
     for agent, start, end in spans:
         stop = end if end is not None else ended_at
@@ -370,7 +474,12 @@ def _recordings(ordered: Sequence[LegView]) -> tuple[Recording, ...]:
             found.update(v.facts.recordings)
     if not found:
         return ()
-    return tuple(sorted(found, key=lambda r: (r.started_at or 0.0, r.ref)))
+    keyed = sorted([(r.started_at or 0.0, r.ref, r) for r in found], key=_recording_order)
+    return tuple([item[2] for item in keyed])
+
+
+def _recording_order(item: tuple[float, str, Recording]) -> tuple[float, str]:
+    return (item[0], item[1])
 
 
 def _end_reason(

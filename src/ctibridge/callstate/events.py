@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 __all__ = ["AgentRef", "ChannelEvent", "LegEventKind", "Party", "Recording"]
 
@@ -49,21 +50,54 @@ class Party(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
 class AgentRef:
-    """How the phone system names the person on a leg. Mapped to our agents by services."""
+    """How the phone system names the person on a leg. Mapped to our agents by services.
 
-    user_id: str | None = None
+    Immutable and hashable. Written out rather than a frozen dataclass: it is compared and
+    hashed on every call change, and a dataclass's generated ``__eq__``/``__hash__`` cannot
+    be compiled by mypyc (see setup.py)."""
+
+    __slots__ = ("device_id", "extension", "user_id")
+
+    user_id: Final[str | None]
     """PBX user id (Kazoo owner_id)."""
-    device_id: str | None = None
+    device_id: Final[str | None]
     """PBX device id (Kazoo authorizing_id, Asterisk endpoint, FreeSWITCH user)."""
-    extension: str | None = None
+    extension: Final[str | None]
     """The extension, where the phone system gives one."""
+
+    def __init__(
+        self,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        extension: str | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.device_id = device_id
+        self.extension = extension
 
     @property
     def label(self) -> str:
         """Extension where known, else the PBX user id, else the device id."""
         return self.extension or self.user_id or self.device_id or "?"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AgentRef):
+            return NotImplemented
+        return (
+            self.user_id == other.user_id
+            and self.device_id == other.device_id
+            and self.extension == other.extension
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.user_id, self.device_id, self.extension))
+
+    def __repr__(self) -> str:
+        return (
+            f"AgentRef(user_id={self.user_id!r}, device_id={self.device_id!r}, "
+            f"extension={self.extension!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import fields, replace
 
-from ctibridge.callstate.derive import LegView, derive
+from ctibridge.callstate.derive import LegView, ShapeCache, derive
 from ctibridge.callstate.events import ChannelEvent, LegEventKind
 from ctibridge.callstate.legs import LegFacts
 from ctibridge.callstate.machine import EVENT_OF, TRANSITIONS, path
@@ -36,7 +35,10 @@ _SEP = "\x1f"
 class _Box:
     """One call as published: the union-find root's payload."""
 
-    __slots__ = ("call_id", "dirty", "legs", "nodes", "pbx", "published")
+    __slots__ = (
+        "call_id", "cross", "dirty", "legs", "nodes", "pbx", "published", "shape",
+        "shape_version",
+    )  # fmt: skip
 
     def __init__(self, pbx: str) -> None:
         self.legs: dict[str, LegFacts] = {}
@@ -47,6 +49,11 @@ class _Box:
         self.pbx = pbx
         self.dirty = False
         """Facts changed since ``published`` was derived (invisible events)."""
+        self.shape = ShapeCache()
+        self.shape_version = 0
+        """Bumped when a leg joins or a leg's shape changes (see ``derive.Shape``)."""
+        self.cross = False
+        """Some leg of this call is bridged to a leg of another call (attended transfer)."""
 
 
 class Normaliser:
@@ -82,9 +89,12 @@ class Normaliser:
         if facts is None:
             facts = LegFacts(event.leg_id, event.tenant_id)
             self._facts[key] = facts
+        shape = facts.shape
         if not facts.add(event):
             return []
         root = self._link(key, facts, event, is_new)
+        if is_new or facts.shape != shape:
+            self._boxes[root].shape_version += 1
         kind = event.kind
         other = event.tenant_id + _SEP + event.other_leg_id if event.other_leg_id else None
         if kind is LegEventKind.BRIDGED and other is not None:
@@ -94,10 +104,15 @@ class Normaliser:
             return []
         roots = {root}
         # Legs bridged across calls (attended transfer) change both calls.
-        if facts.bridges or key in self._bridged_by:
+        if (
+            self._boxes[root].cross
+            or kind is LegEventKind.BRIDGED
+            or (is_new and key in self._bridged_by)
+        ):
             for okey, _at in self._cross_links(key, facts):
-                if okey in self._facts:
-                    roots.add(self._find(okey))
+                if okey in self._facts and (oroot := self._find(okey)) != root:
+                    roots.add(oroot)
+                    self._boxes[root].cross = self._boxes[oroot].cross = True
         return self._publish(roots)
 
     def _invisible(self, kind: LegEventKind, facts: LegFacts, root: str, other: str | None) -> bool:
@@ -200,6 +215,8 @@ class Normaliser:
         keep.nodes |= gone.nodes
         keep.call_id = ""
         keep.dirty = True
+        keep.cross = keep.cross or gone.cross
+        keep.shape_version += gone.shape_version + 1
         keep.legs.update(gone.legs)
         if gone.published is not None:
             keep.published = _older(keep.published, gone.published)
@@ -210,6 +227,11 @@ class Normaliser:
 
     def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> str:
         """Union the leg with what its event names; return the call's root."""
+        other = event.other_leg_id if event.kind is not LegEventKind.BRIDGED else None
+        keys = (event.group_key, event.bridge_key, other)
+        if not is_new and keys == facts.last_link:
+            return self._find(key)  # the usual case: the same keys as last time
+        facts.last_link = keys
         pbx, tenant = event.pbx, event.tenant_id
         if event.group_key:
             target = "G" + _SEP + tenant + _SEP + event.group_key
@@ -248,6 +270,8 @@ class Normaliser:
         return links
 
     def _views(self, root: str, box: _Box) -> list[LegView]:
+        if not box.cross:
+            return [LegView(facts) for facts in box.legs.values()]
         views: list[LegView] = []
         own: tuple[float, str] | None = None
         bridged_by = self._bridged_by
@@ -294,9 +318,13 @@ class Normaliser:
             internal_digits=self._digits,
             pbx=box.pbx,
             seq=(prev.seq if prev is not None else 0) + 1,
+            cache=box.shape,
+            shape_version=-1 if box.cross else box.shape_version,
         )
         box.dirty = False
-        replaces = tuple(sorted(i for i in self._merged.pop(root, set()) if i != box.call_id))
+        replaces: tuple[str, ...] = ()
+        if root in self._merged:
+            replaces = tuple(sorted(i for i in self._merged.pop(root) if i != box.call_id))
         if prev is not None and prev.call_id != box.call_id:
             replaces = tuple(sorted({*replaces, prev.call_id}))
         out = _changes(prev, derived, replaces)
@@ -305,10 +333,10 @@ class Normaliser:
         elif prev is not None and prev.legs != derived.legs:
             # Leg details alone: worth an event only as an amendment to an ended call.
             if prev.state is CallState.ENDED:
-                box.published = replace(prev, legs=derived.legs, seq=prev.seq + 1)
+                box.published = prev.replace(legs=derived.legs, seq=prev.seq + 1)
                 out = [CallChanged(CallEventName.UPDATED, box.published, replaces)]
             else:
-                box.published = replace(prev, legs=derived.legs)
+                box.published = prev.replace(legs=derived.legs)
         if box.published is not None and box.published.state is CallState.ENDED:
             self._ended[root] = None
             self._ended.move_to_end(root)
@@ -399,14 +427,35 @@ def _changes(prev: Call | None, derived: Call, replaces: tuple[str, ...]) -> lis
         seq = base + index + 1
         call = derived
         if at_state is not derived.state or seq != derived.seq:
-            call = replace(derived, state=at_state, seq=seq)
+            call = derived.replace(state=at_state, seq=seq)
         out.append(CallChanged(name, call, replaces if index == 0 else ()))
     return out
 
 
-# What an agent or a call log can see changing; legs alone changing is not worth an event.
-_VISIBLE = tuple(f.name for f in fields(Call) if f.name not in ("legs", "seq", "state"))
-
-
 def _differs(prev: Call, new: Call) -> bool:
-    return any(getattr(prev, name) != getattr(new, name) for name in _VISIBLE)
+    """Something an agent or a call log can see changed (legs alone are not worth an event)."""
+    return (
+        prev.rung != new.rung
+        or prev.current != new.current
+        or prev.agents != new.agents
+        or prev.answered_by != new.answered_by
+        or prev.missed != new.missed
+        or prev.answered_at != new.answered_at
+        or prev.ended_at != new.ended_at
+        or prev.hold_seconds != new.hold_seconds
+        or prev.talk_seconds != new.talk_seconds
+        or prev.direction != new.direction
+        or prev.from_number != new.from_number
+        or prev.from_name != new.from_name
+        or prev.to_number != new.to_number
+        or prev.to_name != new.to_name
+        or prev.started_at != new.started_at
+        or prev.recordings != new.recordings
+        or prev.end_reason != new.end_reason
+        or prev.transfers != new.transfers
+        or prev.handlings != new.handlings
+        or prev.origin_tag != new.origin_tag
+        or prev.call_id != new.call_id
+        or prev.tenant_id != new.tenant_id
+        or prev.pbx != new.pbx
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -101,7 +101,7 @@ def test_expected_call_files_agree_with_the_events(name: str) -> None:
     agent_exts = {e.agent.extension for e in events if e.agent is not None}
     assert set(call["agents"]) <= agent_exts
     assert call["answered_by"] is None or call["answered_by"] in agent_exts
-    recordings = [PurePosixPath(r.ref).name for e in events for r in e.recordings]
+    recordings = [r.ref for e in events for r in e.recordings]
     assert call["recordings"] == recordings
     if call["direction"] == "inbound":
         assert origin[0].party is Party.TRUNK

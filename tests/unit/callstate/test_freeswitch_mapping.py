@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -127,7 +127,7 @@ def test_expected_call_files_agree_with_the_events(name: str) -> None:
     assert call["ended_at"] == iso(max(e.at for e in events if e.kind is K.DESTROYED))
     agent_exts = {e.agent.extension for e in events if e.agent is not None}
     assert set(call["agents"]) <= agent_exts
-    recordings = [PurePosixPath(r.ref).name for e in events for r in e.recordings]
+    recordings = [r.ref for e in events for r in e.recordings]
     assert call["recordings"] == recordings
     if call["direction"] == "inbound":
         assert origin[0].party is Party.TRUNK
