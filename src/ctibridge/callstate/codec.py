@@ -187,7 +187,9 @@ def call_from_dict(data: dict[str, Any]) -> Call:
         talk_seconds=data.get("talk_seconds", 0.0),
         transfers=tuple(
             Transfer(
-                t["kind"], t["at"], agent_from_dict(t.get("from_agent")),
+                t["kind"],
+                t["at"],
+                agent_from_dict(t.get("from_agent")),
                 agent_from_dict(t.get("to_agent")),
             )
             for t in data.get("transfers", [])
