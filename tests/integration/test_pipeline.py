@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 import httpx
@@ -120,3 +121,32 @@ async def test_a_socket_without_a_valid_token_is_refused(system: DemoSystem) -> 
             assert exc.rcvd is not None and exc.rcvd.code == 4001
         else:
             raise AssertionError("the socket stayed open")
+
+
+async def test_a_call_of_an_unknown_agent_is_stored_but_pushed_to_nobody(
+    sqlite_system: DemoSystem,
+) -> None:
+    system = sqlite_system
+    stranger = dataclasses.replace(
+        system.account.agent("106"), extension="199", user_id="f" * 32, device_id="e" * 32
+    )
+    steps = inbound_answered(_context(system, 3), agent=stranger, caller=system.account.callers[2])
+    async with AgentClient(system, system.tokens["101"]) as alice:
+        for step in steps:
+            await system.publish(step.data)
+        tenant = TenantId(system.account.account_id)
+
+        async def stored() -> int:
+            await system.services.writer.drained()
+            page = await system.services.storage.list_calls(CallQuery(tenant))
+            return len([c for c in page.items if c.call.state.value == "ended"])
+
+        for _ in range(500):
+            if await stored():
+                break
+            await asyncio.sleep(0.01)
+        page = await system.services.storage.list_calls(CallQuery(tenant))
+        (call,) = page.items
+        assert call.handled_by == () and call.call.answered_by is not None
+        assert call.call.answered_by.extension == "199"
+        assert alice.events() == []

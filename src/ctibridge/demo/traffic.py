@@ -76,6 +76,8 @@ class DemoTraffic:
         weights: Mapping[str, float] = DEFAULT_WEIGHTS,
         clock: Clock = time.time,
         gap_seconds: tuple[float, float] = (3.0, 12.0),
+        focus: str | None = None,
+        focus_share: float = 0.5,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -90,6 +92,10 @@ class DemoTraffic:
         self._weights = dict(weights)
         self._clock = clock
         self._gap = gap_seconds
+        self._focus = focus
+        """An extension that gets about ``focus_share`` of the calls it is free for (the
+        demo's signed-in agent, so the softphone the demo opens is busy)."""
+        self._focus_share = focus_share
         self._t0: float | None = None
         self._epoch = 0.0
         self._busy_until: dict[str, float] = {}
@@ -175,7 +181,12 @@ class DemoTraffic:
         if name not in SCENARIOS:
             raise InvalidRequest(f"unknown demo scenario {name!r}", details={"scenario": name})
         free = [a for a in self._account.agents if self._busy_until.get(a.extension, 0) <= now]
-        picked = _PICKERS[name](self._rng, free, self._account)
+        picked = None
+        focus = [a for a in free if a.extension == self._focus]
+        if focus and not given and self._rng.random() < self._focus_share:
+            picked = _PICKERS[name](self._rng, focus, self._account)
+        if picked is None:
+            picked = _PICKERS[name](self._rng, free, self._account)
         if picked is None and not given:
             raise InvalidRequest(f"no free agents for {name}", details={"scenario": name})
         params = {**(picked or {}), **given}
