@@ -1,0 +1,164 @@
+// The DOM of a live call card and of a history row. Cards are built once and updated in
+// place, so animations (the ringing pulse) do not restart on every event.
+
+import {
+  directionOf,
+  formatDuration,
+  formatNumber,
+  formatTalk,
+  initials,
+  isExtension,
+  notesOf,
+  outcomeOf,
+  remoteParty,
+  timerSeconds,
+} from "./calls.js";
+import { clockTime, h, icon, setAttr, setText } from "./ui.js";
+
+/** The line a caller dialled (inbound calls to a number that is not an extension). */
+function dialledLine(card, home) {
+  if (card.direction !== "inbound" || !card.to_number || isExtension(card.to_number)) return null;
+  return `Called ${formatNumber(card.to_number, home)}`;
+}
+
+function partyLabel(party, home) {
+  const number = formatNumber(party.number, home);
+  return { name: party.name || null, number };
+}
+
+/** One live call card. `update(card, view, ctx)` after every change, `tick(now)` each second. */
+export class CallCardView {
+  constructor(callId) {
+    this.card = null;
+    this.dirIcon = h("span", { class: "direction__icon" });
+    this.dirLabel = h("span", { class: "direction__label" });
+    this.direction = h("span", { class: "direction" }, this.dirIcon, this.dirLabel);
+    this.badgeText = h("span", { class: "badge__text" });
+    this.badge = h(
+      "span",
+      { class: "badge", data: { testid: "call-state" } },
+      h("span", { class: "badge__dot", attrs: { "aria-hidden": "true" } }),
+      this.badgeText,
+    );
+    this.avatar = h("span", { class: "avatar", attrs: { "aria-hidden": "true" } });
+    this.name = h("div", { class: "party__name", data: { testid: "call-name" } });
+    this.number = h("div", { class: "party__number", data: { testid: "call-number" } });
+    this.timer = h("div", {
+      class: "timer",
+      data: { testid: "call-timer" },
+      attrs: { role: "timer", "aria-live": "off" },
+    });
+    this.notes = h("ul", { class: "call-card__notes" });
+    this.el = h(
+      "article",
+      { class: "call-card is-entering", data: { testid: "call-card", callId } },
+      h("div", { class: "call-card__top" }, this.direction, this.badge),
+      h(
+        "div",
+        { class: "call-card__body" },
+        this.avatar,
+        h("div", { class: "party" }, this.name, this.number),
+        this.timer,
+      ),
+      this.notes,
+    );
+    this.el.addEventListener("animationend", () => this.el.classList.remove("is-entering"), {
+      once: true,
+    });
+  }
+
+  update(card, view, { ext, home, now }) {
+    this.card = card;
+    const el = this.el;
+    setAttr(el, "data-state", card.state);
+    setAttr(el, "data-view", view.kind);
+    setAttr(el, "data-tone", view.tone);
+    const direction = directionOf(card);
+    if (this.direction.dataset.direction !== direction.key) {
+      this.direction.dataset.direction = direction.key;
+      this.dirIcon.replaceChildren(icon(direction.key));
+    }
+    setText(this.dirLabel, direction.label);
+    this.badge.dataset.tone = view.tone;
+    setText(this.badgeText, view.badge);
+    this.showParty(remoteParty(card, ext), home);
+    this.showNotes([dialledLine(card, home), ...notesOf(card, ext)].filter(Boolean));
+    setAttr(el, "aria-label", this.describe(direction, view, home, ext));
+    this.tick(now);
+  }
+
+  showParty(party, home) {
+    const label = partyLabel(party, home);
+    this.el.classList.toggle("is-anonymous", !label.name);
+    setText(this.name, label.name ?? label.number);
+    setText(this.number, label.number);
+    const letters = initials(label.name);
+    if (this.avatar.dataset.letters !== letters) {
+      this.avatar.dataset.letters = letters;
+      this.avatar.replaceChildren(letters || icon("user"));
+    }
+  }
+
+  showNotes(lines) {
+    const current = [...this.notes.children].map((li) => li.textContent).join("\n");
+    if (current === lines.join("\n")) return;
+    this.notes.replaceChildren(...lines.map((line) => h("li", { text: line })));
+    this.notes.hidden = lines.length === 0;
+  }
+
+  describe(direction, view, home, ext) {
+    const party = partyLabel(remoteParty(this.card, ext), home);
+    const who = party.name ? `${party.name}, ${party.number}` : party.number;
+    return `${direction.label} call, ${view.badge}: ${who}`;
+  }
+
+  tick(now) {
+    if (this.card) setText(this.timer, formatDuration(timerSeconds(this.card, now)));
+  }
+}
+
+/** One row of the history list. */
+export function historyRow(card, { ext, home }) {
+  const direction = directionOf(card);
+  const outcome = outcomeOf(card, ext);
+  const party = partyLabel(remoteParty(card, ext), home);
+  const talk = card.answered_at && card.talk_seconds >= 1 ? formatTalk(card.talk_seconds) : null;
+  const missed = outcome.tone === "missed";
+  return h(
+    "li",
+    {
+      class: `history-row${missed ? " is-missed" : ""}`,
+      data: { testid: "history-row", callId: card.call_id, tone: outcome.tone },
+    },
+    h(
+      "span",
+      {
+        class: `history-row__icon history-row__icon--${direction.key}`,
+        attrs: { title: direction.label },
+      },
+      icon(direction.key),
+      h("span", { class: "sr-only", text: `${direction.label}, ` }),
+    ),
+    h(
+      "div",
+      { class: "history-row__main" },
+      h("div", { class: "history-row__name", text: party.name ?? party.number }),
+      h("div", { class: "history-row__sub", text: party.name ? party.number : direction.label }),
+    ),
+    h(
+      "div",
+      { class: "history-row__side" },
+      h("time", {
+        class: "history-row__time",
+        text: clockTime(card.started_at),
+        attrs: { datetime: new Date(card.started_at * 1000).toISOString() },
+      }),
+      h(
+        "div",
+        { class: "history-row__outcome" },
+        h("span", { class: "history-row__result", data: { testid: "history-outcome" }, text: outcome.label }),
+        talk && !missed ? h("span", { class: "history-row__talk", text: ` · ${talk}` }) : null,
+      ),
+    ),
+  );
+}
