@@ -143,11 +143,16 @@ class Pages:
     contexts: list[BrowserContext] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    async def open(self, url: str, *, viewport: dict[str, int] = PANEL) -> Page:
+    async def open(
+        self, url: str, *, viewport: dict[str, int] = PANEL, bypass_csp: bool = False
+    ) -> Page:
+        """Pages run under the app's Content-Security-Policy; ``bypass_csp`` only for tests
+        that evaluate JavaScript strings of their own (Playwright's ``wait_for_function``)."""
         context = await self.browser.new_context(
             viewport=viewport,  # type: ignore[arg-type]
             locale="en-GB",
             timezone_id="Europe/London",
+            bypass_csp=bypass_csp,
         )
         self.contexts.append(context)
         page = await context.new_page()

@@ -100,8 +100,8 @@ class CallsService:
 
     async def _publish(self, items: Sequence[tuple[CallChanged, StoredCall]]) -> None:
         for change, stored in items:
-            if not self._notifier.call_changed_nowait(change.name, stored):
-                await self._notifier.call_changed(change.name, stored)
+            if not self._notifier.call_changed_nowait(change.name, stored, change.replaces):
+                await self._notifier.call_changed(change.name, stored, change.replaces)
             for listener in self._listeners:
                 listener(change, stored)
 

@@ -42,9 +42,25 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def _page(name: str) -> Any:
+# The softphone runs inside Salesforce's softphone panel: allow being framed there, and
+# nothing but our own scripts, styles and sockets.
+_FRAME_ANCESTORS = (
+    "'self' https://*.force.com https://*.salesforce.com https://*.my.salesforce.com "
+    "https://*.lightning.force.com https://*.visualforce.com"
+)
+
+
+def _page(name: str, *, framed: bool) -> Any:
+    ancestors = _FRAME_ANCESTORS if framed else "'none'"
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; "
+        f"object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": policy}
+
     async def page(request: Request) -> Response:
-        return FileResponse(f"{STATIC_DIR}/{name}", headers={"Cache-Control": "no-cache"})
+        return FileResponse(f"{STATIC_DIR}/{name}", headers=headers)
 
     return page
 
@@ -75,8 +91,8 @@ def create_app(settings: Settings, services: Services) -> Starlette:
             *agents.routes,
             WebSocketRoute("/ws", agent_socket),
             Route("/", _root),
-            Route("/softphone", _page("softphone.html")),
-            Route("/admin", _page("admin.html")),
+            Route("/softphone", _page("softphone.html", framed=True)),
+            Route("/admin", _page("admin.html", framed=False)),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers={CtiError: cti_error, HTTPException: http_error},

@@ -100,6 +100,16 @@ class PushHub:
             return
         WS_CONNECTIONS.dec()
 
+    def drop(self, agent_id: str) -> int:
+        """Close every socket of one agent as if it fell behind (it reconnects and resyncs).
+        Returns how many were closed."""
+        conns = list(self._by_agent.get(agent_id, ()))
+        for conn in conns:
+            conn.dropped = True
+            with contextlib.suppress(asyncio.QueueFull):
+                conn.queue.put_nowait(None)
+        return len(conns)
+
     @property
     def connections(self) -> int:
         return sum(len(c) for c in self._by_agent.values()) + len(self._admins)
@@ -111,6 +121,8 @@ class PushHub:
     def route(self, message: Message) -> None:
         payload = message.payload
         frame = {"type": "event", "event": payload["event"], "call": payload["call"]}
+        if payload.get("replaces"):
+            frame["replaces"] = payload["replaces"]
         targets: set[PushConnection] = set()
         for agent_id in message.agent_ids:
             targets |= self._by_agent.get(agent_id, set())
