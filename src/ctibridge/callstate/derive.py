@@ -65,12 +65,13 @@ class LegView:
     """A leg as one call sees it: a leg bridged in from another call (attended transfer)
     joins at the bridge time; a leg bridged out of this call leaves at that time."""
 
-    __slots__ = ("answered", "created", "ended", "facts", "joined_at", "left_at")
+    __slots__ = ("answered", "created", "ended", "facts", "joined_at", "left_at", "version")
 
     def __init__(
         self, facts: LegFacts, joined_at: float | None = None, left_at: float | None = None
     ) -> None:
         self.facts = facts
+        self.version = facts.version
         self.joined_at = joined_at
         self.left_at = left_at
         answered = facts.answered_at
@@ -529,9 +530,9 @@ def _state(
 
 def _leg_of(view: LegView) -> Leg:
     f = view.facts
-    key = (f.version, view.joined_at, view.left_at)
+    plain = view.joined_at is None and view.left_at is None
     cached = f.leg_cache
-    if cached is not None and cached[0] == key:
+    if plain and cached is not None and cached[0] == f.version:
         return cached[1]
     leg = Leg(
         f.leg_id,
@@ -544,5 +545,6 @@ def _leg_of(view: LegView) -> Leg:
         f.hangup_cause,
         f.node,
     )
-    f.leg_cache = (key, leg)
+    if plain:
+        f.leg_cache = (f.version, leg)
     return leg

@@ -12,8 +12,13 @@ fields instead of ``getattr`` loops, ``if`` chains instead of dispatch tables.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
 from ctibridge.callstate.model import Leg
+
+if TYPE_CHECKING:
+    from ctibridge.callstate.derive import LegView
 
 __all__ = ["LegFacts"]
 
@@ -84,6 +89,7 @@ class LegFacts:
         "ended_at",
         "hangup_cause",
         "holds",
+        "key",
         "last_link",
         "leg_cache",
         "leg_id",
@@ -97,11 +103,14 @@ class LegFacts:
         "shape",
         "tenant_id",
         "version",
+        "view_cache",
     )
 
     def __init__(self, leg_id: str, tenant_id: str) -> None:
         self.leg_id = leg_id
         self.tenant_id = tenant_id
+        self.key = ""
+        """The normaliser's key for this leg."""
         self.created_at: float | None = None
         self.answered_at: float | None = None
         self.early_at: float | None = None
@@ -116,7 +125,8 @@ class LegFacts:
         """other leg id -> earliest bridge time."""
         self.recordings: set[Recording] = set()
         self.seen: set[tuple[object, ...]] = set()
-        self.leg_cache: tuple[tuple[int, float | None, float | None], Leg] | None = None
+        """Events already folded in: kind and PBX message id, else what they say."""
+        self.leg_cache: tuple[int, Leg] | None = None
         """The last ``Leg`` value built from these facts (derive reuses it while unchanged)."""
         self.last_link: tuple[str | None, str | None, str | None] | None = None
         """The grouping keys of the last event (the normaliser's fast path)."""
@@ -124,6 +134,8 @@ class LegFacts:
         """Grouping keys this leg was already united with (normaliser bookkeeping)."""
         self.version = 0
         """Bumped on every change (caches of derived values key on it)."""
+        self.view_cache: LegView | None = None
+        """The normaliser's last view of this leg (valid while ``version`` is unchanged)."""
         self.shape = 0
         """Bumped when who or what the leg is changes (party, agent, numbers, creation time):
         what a call's direction, parties and leg order depend on."""
@@ -150,10 +162,14 @@ class LegFacts:
 
     def add(self, event: ChannelEvent) -> bool:
         """Fold one event in. False when it was a duplicate (nothing changed)."""
-        key = (event.kind, event.event_id or event.at, event.other_leg_id, event.moving)
-        if key in self.seen:
+        seen_key: tuple[object, ...]
+        if event.event_id is not None:
+            seen_key = (event.kind, event.event_id)
+        else:
+            seen_key = (event.kind, event.at, event.other_leg_id, event.moving)
+        if seen_key in self.seen:
             return False
-        self.seen.add(key)
+        self.seen.add(seen_key)
         self.version += 1
         at = event.at
         if self.created_at is None or at < self.created_at:

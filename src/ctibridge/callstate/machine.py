@@ -70,10 +70,15 @@ _PATHS: dict[tuple[CallState, CallState], tuple[Trigger, ...] | None] = {
 }
 
 
+_PATHS_FROM: dict[CallState, dict[CallState, tuple[Trigger, ...] | None]] = {
+    a: {b: _PATHS[a, b] for b in CallState} for a in CallState
+}
+
+
 def path(published: CallState, derived: CallState) -> tuple[Trigger, ...] | None:
     """Triggers that take a call from ``published`` to ``derived``; ``None`` if that would
     move it backwards (then the published state stands)."""
-    return _PATHS[published, derived]
+    return _PATHS_FROM[published][derived]
 
 
 def render_dot() -> str:

@@ -70,6 +70,9 @@ class Normaliser:
         self._leg_node: dict[str, str] = {}
         """leg key -> its union-find node (same string; kept for membership tests)."""
         self._facts: dict[str, LegFacts] = {}
+        """leg key (tenant, separator, leg id) -> facts."""
+        self._by_tenant: dict[str, dict[str, LegFacts]] = {}
+        """tenant -> leg id -> facts (the lookup every event makes, without building a key)."""
         self._bridged_by: dict[str, set[str]] = {}
         """leg key -> keys of legs that reported a bridge to it."""
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -81,39 +84,45 @@ class Normaliser:
 
     def apply(self, event: ChannelEvent) -> list[CallChanged]:
         """Fold one event in; return the call changes it caused, in order."""
-        key = event.tenant_id + _SEP + event.leg_id
-        if key in self._tombstones:
-            return []
-        facts = self._facts.get(key)
+        tenant_legs = self._by_tenant.get(event.tenant_id)
+        if tenant_legs is None:
+            tenant_legs = self._by_tenant[event.tenant_id] = {}
+        facts = tenant_legs.get(event.leg_id)
         is_new = facts is None
         if facts is None:
+            key = event.tenant_id + _SEP + event.leg_id
+            if key in self._tombstones:
+                return []
             facts = LegFacts(event.leg_id, event.tenant_id)
+            facts.key = key
             self._facts[key] = facts
+            tenant_legs[event.leg_id] = facts
+        key = facts.key
         shape = facts.shape
         if not facts.add(event):
             return []
         root = self._link(key, facts, event, is_new)
+        box = self._boxes[root]
         if is_new or facts.shape != shape:
-            self._boxes[root].shape_version += 1
+            box.shape_version += 1
         kind = event.kind
-        other = event.tenant_id + _SEP + event.other_leg_id if event.other_leg_id else None
-        if kind is LegEventKind.BRIDGED and other is not None:
+        other_leg = event.other_leg_id
+        bridged = kind is LegEventKind.BRIDGED and other_leg is not None
+        other = event.tenant_id + _SEP + other_leg if bridged and other_leg else None
+        if other is not None:
             self._bridged_by.setdefault(other, set()).add(key)
         if not is_new and self._invisible(kind, facts, root, other):
-            self._boxes[root].dirty = True
+            box.dirty = True
             return []
-        roots = {root}
         # Legs bridged across calls (attended transfer) change both calls.
-        if (
-            self._boxes[root].cross
-            or kind is LegEventKind.BRIDGED
-            or (is_new and key in self._bridged_by)
-        ):
+        if box.cross or bridged or (is_new and key in self._bridged_by):
+            roots = {root}
             for okey, _at in self._cross_links(key, facts):
                 if okey in self._facts and (oroot := self._find(okey)) != root:
                     roots.add(oroot)
-                    self._boxes[root].cross = self._boxes[oroot].cross = True
-        return self._publish(roots)
+                    box.cross = self._boxes[oroot].cross = True
+            return self._publish(roots)
+        return self._publish_one(root)
 
     def _invisible(self, kind: LegEventKind, facts: LegFacts, root: str, other: str | None) -> bool:
         """Events that change nothing a call record shows while the call is live: early
@@ -271,7 +280,7 @@ class Normaliser:
 
     def _views(self, root: str, box: _Box) -> list[LegView]:
         if not box.cross:
-            return [LegView(facts) for facts in box.legs.values()]
+            return [_plain_view(facts) for facts in box.legs.values()]
         views: list[LegView] = []
         own: tuple[float, str] | None = None
         bridged_by = self._bridged_by
@@ -361,11 +370,22 @@ class Normaliser:
             for node in box.nodes:
                 self._parent.pop(node, None)
                 if node in self._facts:
-                    del self._facts[node]
+                    gone = self._facts.pop(node)
+                    self._by_tenant.get(gone.tenant_id, {}).pop(gone.leg_id, None)
                     self._bridged_by.pop(node, None)
                     self._tombstones[node] = None
             while len(self._tombstones) > self._max_tombstones:
                 self._tombstones.popitem(last=False)
+
+
+def _plain_view(facts: LegFacts) -> LegView:
+    """The leg as its own call sees it, reused while the leg's facts do not change."""
+    cached = facts.view_cache
+    if cached is not None and cached.version == facts.version:
+        return cached
+    view = LegView(facts)
+    facts.view_cache = view
+    return view
 
 
 def _start(box: _Box) -> float:
