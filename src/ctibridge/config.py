@@ -9,6 +9,7 @@ in ctibridge reads ``os.environ``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,10 +19,14 @@ from typing import Any, TypeVar, get_type_hints
 from ctibridge.errors import ConfigError
 
 __all__ = [
+    "AsteriskSettings",
     "CallsSettings",
     "CrmSettings",
+    "FreeswitchSettings",
     "KazooSettings",
     "PushSettings",
+    "RecordingsSettings",
+    "SalesforceSettings",
     "Settings",
     "StorageSettings",
     "WebSettings",
@@ -55,12 +60,55 @@ class KazooSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AsteriskSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5038
+    """Asterisk Manager Interface (AMI) port."""
+    username: str = ""
+    secret: str = ""
+    auth: str = "md5"
+    """``md5`` (Challenge, then a hashed key: the secret never crosses the wire) or ``plain``."""
+    tenant_id: str = "asterisk"
+    """The tenant every call of this Asterisk belongs to."""
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    ping_interval: float = 20.0
+    request_timeout: float = 10.0
+    agent_pattern: str = ""
+    """Regex (full match) for agent devices beyond short PJSIP/SIP/IAX2 extensions, e.g.
+    ``PJSIP/(?P<ext>[a-z]+)``; empty: none."""
+    trunk_pattern: str = ""
+    """Regex (search) for devices that are always trunks, e.g. ``^PJSIP/carrier``; empty: none."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreeswitchSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8021
+    """Event Socket (inbound ESL) port."""
+    password: str = ""
+    tenant_id: str = "freeswitch"
+    """The tenant every call of this FreeSWITCH belongs to."""
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    ping_interval: float = 20.0
+    request_timeout: float = 10.0
+    agent_profiles: tuple[str, ...] = ("internal",)
+    """SIP profiles of the agents' phones."""
+    trunk_profiles: tuple[str, ...] = ("external",)
+    """SIP profiles of carrier trunks."""
+
+
+@dataclass(frozen=True, slots=True)
 class StorageSettings:
     url: str = ""
     """SQLAlchemy URL. Empty: a SQLite file ``ctibridge.db`` in the data directory."""
     echo: bool = False
-    flush_interval: float = 0.02
-    """Seconds between group commits of call changes (the push never waits for them)."""
+    flush_interval: float = 0.1
+    """Seconds between group commits of call changes (the push never waits for them; a
+    longer interval coalesces more changes of each call into one write)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +142,59 @@ class CallsSettings:
 @dataclass(frozen=True, slots=True)
 class CrmSettings:
     provider: str = "none"
-    """Where call logs go: ``none``, ``memory`` (kept in memory: for trying things out)."""
+    """The CRM for screen pops and call logs: ``none``, ``builtin`` (ctibridge's own, in the
+    same database), ``salesforce``, or ``memory`` (kept in memory: for trying things out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceSettings:
+    """The Salesforce app ctibridge signs in with (``crm.provider = "salesforce"``). Admins
+    connect each tenant's org from the admin page (web-server flow with PKCE; the app's
+    callback URL is ``<web.public_url>/salesforce/callback``). With ``username`` and
+    ``private_key_file``, tenants that connected no org of their own sign in as that
+    integration user instead (JWT bearer flow)."""
+
+    client_id: str = ""
+    """Consumer key of the External Client App."""
+    client_secret: str = field(default="", repr=False)
+    """Only if the app requires a secret for the web-server flow."""
+    login_url: str = "https://login.salesforce.com"
+    api_version: str = "62.0"
+    default_owner_id: str = ""
+    """Owner of call logs whose agent has no Salesforce user."""
+    username: str = ""
+    private_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingsSettings:
+    """Call recordings: fetched from the phone system when a call ends, kept by us."""
+
+    enabled: bool = True
+    store: str = "local"
+    """Where recordings are kept: ``local`` (a directory)."""
+    directory: str = ""
+    """The ``local`` store's directory. Empty: ``recordings`` in the data directory."""
+    kazoo_fetch: bool = True
+    """Fetch Kazoo recordings through crossbar (with the ``[kazoo]`` API key)."""
+    asterisk_dir: str = "/var/spool/asterisk/monitor"
+    """Where Asterisk writes MixMonitor files, as the PBX sees it (refs are relative to it)."""
+    asterisk_path: str = ""
+    """That directory mounted on this machine; or else ``asterisk_url``."""
+    asterisk_url: str = ""
+    """HTTP base URL serving that directory (a remote PBX)."""
+    freeswitch_dir: str = "/var/lib/freeswitch/recordings"
+    """Where FreeSWITCH writes ``record_session`` files, as the PBX sees it."""
+    freeswitch_path: str = ""
+    freeswitch_url: str = ""
+    max_bytes: int = 200 * 1024 * 1024
+    """A larger recording is refused (the fetch fails for good)."""
+    max_attempts: int = 30
+    """Fetch attempts before a recording is marked failed."""
+    retry_initial: float = 5.0
+    """Seconds before the first retry; doubled each time, with jitter."""
+    retry_max: float = 900.0
+    request_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +204,15 @@ class Settings:
     log_format: str = "json"
     """``json`` (one object a line) or ``text``."""
     kazoo: KazooSettings = field(default_factory=KazooSettings)
+    asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
+    freeswitch: FreeswitchSettings = field(default_factory=FreeswitchSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     web: WebSettings = field(default_factory=WebSettings)
     push: PushSettings = field(default_factory=PushSettings)
     calls: CallsSettings = field(default_factory=CallsSettings)
     crm: CrmSettings = field(default_factory=CrmSettings)
+    recordings: RecordingsSettings = field(default_factory=RecordingsSettings)
+    salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
 
     @property
     def storage_url(self) -> str:
@@ -125,7 +229,8 @@ class Settings:
 
 
 _T = TypeVar("_T")
-CRM_PROVIDERS = ("none", "memory")
+CRM_PROVIDERS = ("none", "memory", "builtin", "salesforce")
+RECORDING_STORES = ("local",)
 _TOP_LEVEL = ("data_dir", "log_level", "log_format")
 
 
@@ -258,5 +363,32 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("web.tls_cert and web.tls_key go together")
     if settings.crm.provider not in CRM_PROVIDERS:
         raise ConfigError(f"crm.provider must be one of {', '.join(CRM_PROVIDERS)}")
+    _validate_recordings(settings.recordings)
+    if bool(settings.salesforce.username) != bool(settings.salesforce.private_key_file):
+        raise ConfigError("salesforce.username and salesforce.private_key_file go together")
     if settings.kazoo.enabled and not settings.kazoo.api_key:
         raise ConfigError("kazoo.api_key is required when kazoo.enabled is true")
+    _validate_asterisk(settings.asterisk)
+    if settings.freeswitch.enabled and not settings.freeswitch.password:
+        raise ConfigError("freeswitch.password is required when freeswitch.enabled is true")
+
+
+def _validate_asterisk(ami: AsteriskSettings) -> None:
+    if ami.auth not in ("plain", "md5"):
+        raise ConfigError("asterisk.auth must be 'plain' or 'md5'")
+    if ami.enabled and not (ami.username and ami.secret):
+        raise ConfigError("asterisk.username and asterisk.secret are required when enabled")
+    for name in ("agent_pattern", "trunk_pattern"):
+        try:
+            re.compile(getattr(ami, name))
+        except re.error as exc:
+            raise ConfigError(f"asterisk.{name} is not a valid regex: {exc}") from exc
+
+
+def _validate_recordings(rec: RecordingsSettings) -> None:
+    if rec.store not in RECORDING_STORES:
+        raise ConfigError(f"recordings.store must be one of {', '.join(RECORDING_STORES)}")
+    if rec.max_bytes < 1 or rec.max_attempts < 1:
+        raise ConfigError("recordings.max_bytes and recordings.max_attempts must be at least 1")
+    if not 0 < rec.retry_initial <= rec.retry_max:
+        raise ConfigError("recordings: need 0 < retry_initial <= retry_max")

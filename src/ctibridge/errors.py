@@ -9,7 +9,10 @@
     │   └── FieldError                one message is unusable: log it, skip it
     ├── ConnectorError                talking to a PBX
     │   ├── PbxUnavailable            network trouble: retried with backoff
-    │   └── PbxAuthError              credentials refused: fatal until reconfigured
+    │   ├── PbxAuthError              credentials refused: fatal until reconfigured
+    │   ├── PbxRejected               a call-control request refused
+    │   │   └── LegGone        409    the leg hung up meanwhile
+    │   └── NotSupported       400    this phone system cannot do that
     ├── CrmError                      talking to a CRM
     │   ├── CrmUnavailable            retried
     │   ├── CrmAuthError              token refused
@@ -40,10 +43,13 @@ __all__ = [
     "Forbidden",
     "FrameError",
     "InvalidRequest",
+    "LegGone",
     "NoSuchCall",
     "NotAuthenticated",
     "NotFound",
+    "NotSupported",
     "PbxAuthError",
+    "PbxRejected",
     "PbxUnavailable",
     "ProtocolError",
     "StorageError",
@@ -98,6 +104,26 @@ class PbxUnavailable(ConnectorError):
 
 class PbxAuthError(ConnectorError):
     error_id = "pbx-auth-failed"
+
+
+class PbxRejected(ConnectorError):
+    """The phone system refused a call-control request."""
+
+    error_id = "pbx-rejected"
+
+
+class LegGone(PbxRejected):
+    """The phone system no longer has the leg (it hung up meanwhile)."""
+
+    status_code = 409
+    error_id = "pbx-leg-gone"
+
+
+class NotSupported(ConnectorError):
+    """This phone system cannot do that at all."""
+
+    status_code = 400
+    error_id = "pbx-not-supported"
 
 
 class CrmError(CtiError):

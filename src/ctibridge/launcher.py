@@ -20,8 +20,11 @@ import uvicorn
 from starlette.applications import Starlette
 
 from ctibridge.config import Settings
+from ctibridge.crm.builtin import BuiltinCrm
+from ctibridge.demo.crm_data import seed_demo_crm
 from ctibridge.demo.directory import DEMO, DemoAccount
-from ctibridge.demo.kazoo_server import KazooServer
+from ctibridge.demo.kazoo_server import KazooServer, QuickCall
+from ctibridge.demo.scenarios import ScenarioContext, Step, click_to_dial, greg_from_unix
 from ctibridge.demo.traffic import DemoTraffic
 from ctibridge.services.runtime import Services, build_services
 from ctibridge.storage.base import Agent, Storage, Tenant
@@ -94,9 +97,14 @@ class HttpServer:
 
 
 def demo_settings(settings: Settings, kazoo: KazooServer, account: DemoAccount) -> Settings:
-    """The settings pointed at the built-in phone system."""
+    """The settings pointed at the built-in phone system (and, unless another CRM is
+    configured, the built-in CRM filled with the demo data set)."""
+    crm = settings.crm
+    if crm.provider == "none":
+        crm = replace(crm, provider="builtin")
     return replace(
         settings,
+        crm=crm,
         kazoo=replace(
             settings.kazoo,
             enabled=True,
@@ -174,6 +182,46 @@ class DemoSystem:
         await self.kazoo.publish(self.account.account_id, data)
 
 
+class _QuickCalls:
+    """Makes the demo phone system honour quickcalls: each plays the ``click_to_dial``
+    scenario for that agent, number and request id, on the Call-ID the reply announced."""
+
+    def __init__(self, account: DemoAccount) -> None:
+        self.account = account
+        self.player: DemoTraffic | None = None
+
+    async def __call__(self, call: QuickCall) -> None:
+        key = "user_id" if call.target_type == "user" else "device_id"
+        agents = [a for a in self.account.agents if getattr(a, key) == call.target_id]
+        if not agents or self.player is None:
+            return
+        ctx = ScenarioContext(
+            account=self.account.account_id,
+            realm=self.account.realm,
+            start_greg=greg_from_unix(time.time()),
+            rng=random.Random(),
+            media_server=self.account.media_servers[0],
+            carrier=self.account.carrier,
+            account_name=self.account.name,
+        )
+        request_id = call.custom_application_vars.get("ctibridge_req", "")
+        steps = click_to_dial(
+            ctx, agent=agents[0], number=call.number, request_id=request_id, via=call.target_type
+        )
+        await self.player.play(_renamed(steps, steps[0].data["call_id"], call.call_id))
+
+
+def _renamed(steps: list[Step], old: str, new: str) -> list[Step]:
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        return new if value == old else value
+
+    return [Step(step.delay, swap(step.data)) for step in steps]
+
+
 @contextlib.asynccontextmanager
 async def running_demo(
     settings: Settings,
@@ -185,13 +233,16 @@ async def running_demo(
     storage: Storage | None = None,
 ) -> AsyncIterator[DemoSystem]:
     """Start the demo phone system, ctibridge against it, and (optionally) live traffic."""
-    kazoo = KazooServer(port=0)
+    quickcalls = _QuickCalls(account)
+    kazoo = KazooServer(port=0, on_quickcall=quickcalls)
     register_account(kazoo, account)
     await kazoo.start()
     try:
         settings = demo_settings(settings, kazoo, account)
         services = await build_services(settings, storage=storage)
         tokens = await seed_demo_agents(services, account)
+        if isinstance(services.crm, BuiltinCrm):
+            await seed_demo_crm(services.crm, account.account_id)
         http = HttpServer(create_app(settings, services), settings)
         await http.start()
         system = DemoSystem(kazoo, services, http, account, tokens)
@@ -200,11 +251,15 @@ async def running_demo(
                 system.traffic = DemoTraffic(
                     kazoo.publish,
                     account=account,
+                    focus=account.agents[0].extension,
                     rng=random.Random(seed),
                     speed=speed,
                     clock=time.time,
                 )
                 system._tasks.append(asyncio.create_task(system.traffic.run(), name="traffic"))
+            quickcalls.player = system.traffic or DemoTraffic(
+                kazoo.publish, account=account, speed=speed, clock=time.time
+            )
             yield system
         finally:
             for task in system._tasks:

@@ -2,7 +2,7 @@
 
 from typing import NewType
 
-__all__ = ["AgentId", "CallId", "E164", "LegId", "TenantId"]
+__all__ = ["E164", "AgentId", "CallId", "LegId", "TenantId"]
 
 TenantId = NewType("TenantId", str)
 """Our tenant: one PBX account (Kazoo account id) or one PBX for Asterisk/FreeSWITCH."""

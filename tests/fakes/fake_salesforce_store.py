@@ -57,7 +57,13 @@ def _phones(*names: str) -> list[Field]:
 def _standard() -> dict[str, list[Field]]:
     activity = _ro("LastActivityDate", "date")
     return {
-        "User": [*_common(), Field("Username", "string", 80)],
+        "User": [
+            *_common(),
+            Field("Username", "string", 80),
+            Field("Email", "email", 128),
+            Field("FederationIdentifier", "string", 512),
+            Field("IsActive", "bool"),
+        ],
         "Account": [
             *_common("rw"),
             Field("Name", "string", 255, required=True),

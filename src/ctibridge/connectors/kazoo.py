@@ -15,8 +15,8 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -26,6 +26,7 @@ from ctibridge.callstate.events import ChannelEvent
 from ctibridge.callstate.kazoo import map_channel, map_event
 from ctibridge.config import KazooSettings
 from ctibridge.connectors.base import EventSink, Reconnector
+from ctibridge.connectors.kazoo_auth import CrossbarAuth, TokenRejected, reply_json
 from ctibridge.errors import FieldError, PbxAuthError, PbxUnavailable
 from ctibridge.protocols import kazoo as proto
 
@@ -33,14 +34,9 @@ __all__ = ["KazooConnector"]
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 _BATCH = 500
 _TOKEN_ERRORS = ("authentication token required", "failed to authenticate token", "invalid token")
 _ACCOUNT_ERRORS = ("unauthorized account id", "unauthorized wildcard account id")
-
-
-class _TokenRejected(PbxUnavailable):
-    """Kazoo no longer accepts our token: log in again."""
 
 
 class _Blackhole:
@@ -137,13 +133,14 @@ class KazooConnector:
         sink: EventSink,
         internal_digits: int = 5,
         http: httpx.AsyncClient | None = None,
+        auth: CrossbarAuth | None = None,
     ) -> None:
         self._settings = settings
         self._sink = sink
         self._internal_digits = internal_digits
         self._http = http
-        self._token: str | None = None
-        self._key_account: str | None = None
+        self._auth = auth or CrossbarAuth(settings)
+        """The crossbar token, shared with call control when the runtime passes one."""
         self._refused: set[str] = set()
         self._retry = Reconnector(
             "kazoo", initial=settings.reconnect_initial, maximum=settings.reconnect_max
@@ -179,8 +176,8 @@ class KazooConnector:
                 await self._retry.wait(exc)
 
     async def _session(self, http: httpx.AsyncClient) -> None:
-        if self._token is None:
-            await self._login(http)
+        if self._auth.token is None:
+            await self._auth.login(http)
         settings = self._settings
         async with connect(
             settings.ws_url,
@@ -221,31 +218,9 @@ class KazooConnector:
 
     # -- login and subscriptions ------------------------------------------------------------------
 
-    async def _with_token(self, http: httpx.AsyncClient, use: Callable[[str], Awaitable[_T]]) -> _T:
-        """Run ``use(token)``; when Kazoo refuses the token, log in again once and retry."""
-        if self._token is None:
-            await self._login(http)
-        assert self._token is not None
-        try:
-            return await use(self._token)
-        except _TokenRejected:
-            logger.info("kazoo: auth token refused; logging in again")
-            await self._login(http)
-            return await use(self._token)
-
-    async def _login(self, http: httpx.AsyncClient) -> None:
-        self._token = None
-        body = {"data": {"api_key": self._settings.api_key}}
-        reply = await self._rest(http, "PUT", "/v2/api_auth", json=body)
-        if reply.status_code in (401, 403):
-            raise PbxAuthError("kazoo: API key refused", details={"status": reply.status_code})
-        auth = proto.parse_auth(_json(reply))
-        self._token, self._key_account = auth.auth_token, auth.account_id
-
     def _accounts(self) -> list[str]:
-        configured = self._settings.account_ids or (
-            (self._key_account,) if self._key_account else ()
-        )
+        key_account = self._auth.key_account
+        configured = self._settings.account_ids or ((key_account,) if key_account else ())
         return [account for account in configured if account not in self._refused]
 
     async def _subscribe_all(self, http: httpx.AsyncClient, link: _Blackhole) -> None:
@@ -254,7 +229,7 @@ class KazooConnector:
                 subscribe = functools.partial(
                     self._subscribe, link, account=account, binding=binding
                 )
-                await self._with_token(http, subscribe)
+                await self._auth.with_token(http, subscribe)
         if not self._accounts():
             raise PbxAuthError("kazoo: no account may be watched with this API key")
 
@@ -264,7 +239,7 @@ class KazooConnector:
             return
         errors = "; ".join(reply.errors) or reply.status
         if any(error.startswith(_TOKEN_ERRORS) for error in reply.errors):
-            raise _TokenRejected(f"kazoo: subscribe refused the token: {errors}")
+            raise TokenRejected(f"kazoo: subscribe refused the token: {errors}")
         if any(error in _ACCOUNT_ERRORS for error in reply.errors):
             logger.error("kazoo: account %s may not be watched: %s", account, errors)
             self._refused.add(account)
@@ -275,7 +250,7 @@ class KazooConnector:
         while True:
             await asyncio.sleep(self._settings.ping_interval)
             try:
-                await link.request(lambda rid: proto.ping(rid, auth_token=self._token))
+                await link.request(lambda rid: proto.ping(rid, auth_token=self._auth.token))
             except PbxUnavailable as exc:
                 link.fail(exc)
                 return
@@ -286,7 +261,7 @@ class KazooConnector:
         for account in self._accounts():
             at = time.time()
             listing = functools.partial(self._channels, http, account=account)
-            channels = await self._with_token(http, listing)
+            channels = await self._auth.with_token(http, listing)
             live = [event for event in (self._snapshot(c, account, at) for c in channels) if event]
             logger.info("kazoo: resync %s: %d live leg(s)", account, len(live))
             await self._sink.resync(account, live, at)
@@ -294,12 +269,12 @@ class KazooConnector:
     async def _channels(
         self, http: httpx.AsyncClient, token: str, *, account: str
     ) -> list[dict[str, Any]]:
-        reply = await self._rest(
+        reply = await self._auth.rest(
             http, "GET", f"/v2/accounts/{account}/channels", headers={"X-Auth-Token": token}
         )
         if reply.status_code == 401:
-            raise _TokenRejected("kazoo: channels listing refused the token")
-        return proto.parse_channels(_json(reply))
+            raise TokenRejected("kazoo: channels listing refused the token")
+        return proto.parse_channels(reply_json(reply))
 
     def _snapshot(self, channel: dict[str, Any], account: str, at: float) -> ChannelEvent | None:
         try:
@@ -334,24 +309,3 @@ class KazooConnector:
         if mapped is None:
             self._skipped += 1
         return mapped
-
-    async def _rest(
-        self, http: httpx.AsyncClient, method: str, path: str, **kwargs: Any
-    ) -> httpx.Response:
-        url = self._settings.api_url.rstrip("/") + path
-        try:
-            reply = await http.request(
-                method, url, timeout=self._settings.request_timeout, **kwargs
-            )
-        except httpx.TransportError as exc:
-            raise PbxUnavailable(f"kazoo: {method} {path} failed: {exc!r}") from exc
-        if reply.status_code >= 500 or reply.status_code == 429:
-            raise PbxUnavailable(f"kazoo: {method} {path} answered {reply.status_code}")
-        return reply
-
-
-def _json(reply: httpx.Response) -> Any:
-    try:
-        return reply.json()
-    except ValueError as exc:
-        raise PbxUnavailable(f"kazoo: {reply.request.url.path} answered non-JSON") from exc

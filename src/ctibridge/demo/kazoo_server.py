@@ -102,6 +102,15 @@ class _Account:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recordings: dict[str, _Recording] = field(default_factory=dict)
+    last_event: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """call id -> the newest event data of that live channel (to build follow-up events)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    doc: dict[str, Any]
+    data: bytes
 
 
 @dataclass(slots=True)
@@ -256,6 +265,30 @@ class KazooServer:
             "username": username or device_id,
         }
 
+    def add_recording(
+        self,
+        account_id: str,
+        recording_id: str,
+        data: bytes,
+        *,
+        name: str | None = None,
+        call_id: str | None = None,
+        content_type: str = "audio/mpeg",
+    ) -> None:
+        """A call recording in the account: ``GET .../recordings?filter_name=<name>`` finds
+        it, ``GET .../recordings/<id>`` with ``Accept: audio/*`` returns ``data``."""
+        media_type = "wav" if "wav" in content_type else "mp3"
+        doc = {
+            "id": recording_id,
+            "name": name or f"{recording_id}.{media_type}",
+            "call_id": call_id,
+            "content_type": content_type,
+            "media_type": media_type,
+            "media_source": "recorded",
+            "start": _greg_now(),
+        }
+        self._accounts[account_id].recordings[recording_id] = _Recording(doc, data)
+
     async def publish(self, account_id: str, event_data: dict[str, Any]) -> None:
         """Send a 4.x snake_case call event (``event_name``, ``call_id``...) to every socket
         subscribed to it; returns once each one has the frame. Updates the channel table."""
@@ -333,6 +366,7 @@ class KazooServer:
         self._quickcalls.clear()
         for account in self._accounts.values():
             account.channels.clear()
+            account.recordings.clear()
         self._legacy = False
         self._available = True
         self._unresponsive = False
@@ -340,12 +374,15 @@ class KazooServer:
     # -- channel table --------------------------------------------------------------------------
 
     def _track(self, account_id: str, name: str, data: dict[str, Any]) -> None:
-        table = self._accounts[account_id].channels
+        account = self._accounts[account_id]
+        table = account.channels
         call_id = data["call_id"]
         if name == "CHANNEL_DESTROY":
             if not _flag(data.get("channel_moving")):
                 table.pop(call_id, None)
+                account.last_event.pop(call_id, None)
             return
+        account.last_event[call_id] = data
         channel = table.setdefault(
             call_id, {"uuid": call_id, "answered": False, "is_onhold": False, "is_loopback": False}
         )
@@ -513,6 +550,17 @@ class KazooServer:
                 self._http(self._quickcall),
                 methods=["GET"],
             ),
+            Route(
+                f"{account}/channels/{{call_id}}",
+                self._http(self._channel_action),
+                methods=["POST", "PUT"],
+            ),
+            Route(f"{account}/recordings", self._http(self._list_recordings), methods=["GET"]),
+            Route(
+                f"{account}/recordings/{{recording_id}}",
+                self._http(self._get_recording),
+                methods=["GET"],
+            ),
             Route("/v2/{rest:path}", self._http(self._not_found), methods=_ALL_METHODS),
             WebSocketRoute("/{path:path}", self._websocket),
         ]
@@ -581,6 +629,110 @@ class KazooServer:
         self._run_hook(call)
         return _ok({"data": _originate(call, account)}, token, status_code=202)
 
+    async def _channel_action(self, request: Request, token: str, body: Any) -> Response:
+        """Channel actions (``POST``: hangup, transfer) and metaflows (``PUT``: hold, resume),
+        carried out as a Kazoo with Konami would: the resulting call events are published."""
+        account_id, call_id = request.path_params["account_id"], request.path_params["call_id"]
+        account = self._accounts[account_id]
+        last = account.last_event.get(call_id)
+        if last is None:
+            return _error(404, "bad_identifier")
+        data = body.get("data") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("action") == "metaflow":
+            data = body  # the metaflow shape with the action outside "data" (both are seen)
+        if not isinstance(data, dict):
+            return _error(400, "invalid data")
+        if request.method == "PUT":
+            if data.get("action") != "metaflow" or not isinstance(data.get("data"), dict):
+                return _error(400, "metaflow expected")
+            module = data["data"].get("module")
+            steps = {"hold": "CHANNEL_HOLD", "resume": "CHANNEL_UNHOLD"}.get(str(module))
+            if steps is None:
+                return _error(400, f"metaflow module {module} not supported here")
+            self._later(account_id, [(0.0, _follow(last, steps))])
+            return _ok({"data": {"message": f"{module} initiated"}}, token, status_code=202)
+        action = data.get("action")
+        if action == "hangup":
+            events = [(0.0, _follow(last, "CHANNEL_DESTROY", hangup_cause="NORMAL_CLEARING"))]
+            other = account.last_event.get(str(last.get("other_leg_call_id") or ""))
+            if other is not None:
+                events.append(
+                    (0.0, _follow(other, "CHANNEL_DESTROY", hangup_cause="NORMAL_CLEARING"))
+                )
+            self._later(account_id, events)
+            return _ok({"data": {"message": "hangup initiated"}}, token, status_code=202)
+        if action == "transfer":
+            plan = self._blind_transfer(account, last, str(data.get("target", "")))
+            if plan is None:
+                return _error(404, "transfer target not found")
+            self._later(account_id, plan)
+            return _ok({"data": {"message": "transfer initiated"}}, token, status_code=202)
+        return _error(400, f"action {action} not supported here")
+
+    def _blind_transfer(
+        self, account: _Account, transferor: dict[str, Any], target: str
+    ) -> list[tuple[float, dict[str, Any]]] | None:
+        """The transferor's leg ends; the target extension's phone rings and answers."""
+        user = next((u for u in account.users.values() if u.get("extension") == target), None)
+        caller_leg = account.last_event.get(str(transferor.get("other_leg_call_id") or ""))
+        if user is None or caller_leg is None:
+            return None
+        device = next(
+            (d for d in account.devices.values() if d.get("owner_id") == user["id"]), None
+        )
+        leg = dict(transferor)
+        leg["call_id"] = secrets.token_hex(16)
+        leg["other_leg_call_id"] = caller_leg["call_id"]
+        leg["presence_id"] = f"{target}@{str(transferor.get('presence_id', '@')).split('@')[-1]}"
+        leg["callee_id_number"] = target
+        ccv = dict(leg.get("custom_channel_vars") or {})
+        ccv["owner_id"] = user["id"]
+        if device is not None:
+            ccv["authorizing_id"] = device["id"]
+        leg["custom_channel_vars"] = ccv
+        for key in ("hangup_cause", "hangup_code", "disposition"):
+            leg.pop(key, None)
+        return [
+            (0.0, _follow(transferor, "CHANNEL_DESTROY", hangup_cause="BLIND_TRANSFER")),
+            (0.2, _follow(leg, "CHANNEL_CREATE")),
+            (2.5, _follow(leg, "CHANNEL_ANSWER", disposition="ANSWER")),
+            (0.0, _follow(caller_leg, "CHANNEL_BRIDGE", other_leg_call_id=leg["call_id"])),
+        ]
+
+    def _later(self, account_id: str, steps: list[tuple[float, dict[str, Any]]]) -> None:
+        async def play() -> None:
+            for delay, data in steps:
+                if delay:
+                    await asyncio.sleep(delay)
+                data["timestamp"] = _greg_now()
+                await self.publish(account_id, data)
+
+        task = asyncio.ensure_future(play())
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
+
+    async def _list_recordings(self, request: Request, token: str, body: Any) -> Response:
+        recordings = self._accounts[request.path_params["account_id"]].recordings.values()
+        filters = {
+            key.removeprefix("filter_"): value
+            for key, value in request.query_params.items()
+            if key.startswith("filter_")
+        }
+        docs = [
+            r.doc for r in recordings if all(str(r.doc.get(k)) == v for k, v in filters.items())
+        ]
+        return _ok({"data": docs, "page_size": len(docs)}, token)
+
+    async def _get_recording(self, request: Request, token: str, body: Any) -> Response:
+        account = self._accounts[request.path_params["account_id"]]
+        recording = account.recordings.get(request.path_params["recording_id"])
+        if recording is None:
+            return _error(404, "bad_identifier")
+        accept = request.query_params.get("accept") or request.headers.get("accept", "")
+        if "audio/" not in accept:
+            return _ok({"data": recording.doc}, token)
+        return Response(recording.data, media_type=recording.doc["content_type"])
+
     async def _not_found(self, request: Request, token: str, body: Any) -> Response:
         return _error(404, "not_found")
 
@@ -598,6 +750,14 @@ _ALL_METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _follow(last: dict[str, Any], name: str, **changes: Any) -> dict[str, Any]:
+    """The next event of a channel: its newest event data under another name."""
+    data = {k: v for k, v in last.items() if k not in ("msg_id", "timestamp")}
+    data["event_name"] = name
+    data.update(changes)
+    return data
 
 
 def _complete(event_data: dict[str, Any]) -> dict[str, Any]:

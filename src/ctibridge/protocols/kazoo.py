@@ -12,6 +12,7 @@ WebSocket framing already guarantees message boundaries, so nothing here is a Fr
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ def _binding_command(
 
 def normalize_keys(value: Any) -> Any:
     """Blackhole's key normalisation: lower-case, ``-`` → ``_``, in every nested object."""
+    if isinstance(value, dict):
+        return {_normal_key(key): normalize_keys(item) for key, item in value.items()}
     if isinstance(value, Mapping):
         return {_normal_key(key): normalize_keys(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -143,8 +146,14 @@ def normalize_keys(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _normal_str(key: str) -> str:
+    return key.lower().replace("-", "_")
+
+
 def _normal_key(key: Any) -> str:
-    return str(key).lower().replace("-", "_")
+    # Frames repeat the same few hundred keys: normalise each spelling once.
+    return _normal_str(key) if isinstance(key, str) else _normal_str(str(key))
 
 
 def parse(frame: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> KazooReply | KazooEvent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ctibridge.bus.base import Bus
 from ctibridge.callstate.events import ChannelEvent
@@ -40,10 +41,12 @@ class CallsService:
         self._storage = storage
         self._directory = directory
         self._writer = writer
-        self._notifier = CallNotifier(bus)
+        self.notifier = CallNotifier(bus)
         self._normaliser = Normaliser(internal_digits=internal_digits)
         self._active: dict[str, StoredCall] = {}
         self._listeners = list(listeners)
+        self._counted: dict[str, Any] = {}
+        """pbx -> its channel-event counter (``labels()`` is too slow for every event)."""
 
     def listen(self, listener: Listener) -> None:
         """Call ``listener(change, stored)`` after each change is published (it must not block:
@@ -69,8 +72,12 @@ class CallsService:
         (so a batch is published in one go, in order)."""
         norm = self._normaliser
         out: list[tuple[CallChanged, StoredCall]] = []
+        counted = self._counted
         for event in events:
-            CHANNEL_EVENTS.labels(event.pbx).inc()
+            counter = counted.get(event.pbx)
+            if counter is None:
+                counter = counted[event.pbx] = CHANNEL_EVENTS.labels(event.pbx)
+            counter.inc()
             changes = norm.apply(event)
             for change in changes:
                 out.append((change, self._track(change)))
@@ -100,8 +107,8 @@ class CallsService:
 
     async def _publish(self, items: Sequence[tuple[CallChanged, StoredCall]]) -> None:
         for change, stored in items:
-            if not self._notifier.call_changed_nowait(change.name, stored, change.replaces):
-                await self._notifier.call_changed(change.name, stored, change.replaces)
+            if not self.notifier.call_changed_nowait(change.name, stored, change.replaces):
+                await self.notifier.call_changed(change.name, stored, change.replaces)
             for listener in self._listeners:
                 listener(change, stored)
 

@@ -46,5 +46,6 @@ def call_card(stored: StoredCall) -> dict[str, Any]:
         ],
         "recordings": [{"ref": r.ref, "url": r.url} for r in c.recordings],
         "end_reason": c.end_reason.value if c.end_reason else None,
+        "origin_tag": c.origin_tag,
         "seq": c.seq,
     }

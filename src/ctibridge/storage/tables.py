@@ -20,6 +20,7 @@ __all__ = [
     "legs",
     "metadata",
     "outbox",
+    "recordings",
     "tenants",
 ]
 
@@ -203,3 +204,36 @@ outbox = sa.Table(
         postgresql_where=sa.text("done_at IS NULL"),
     ),
 )
+
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("recording_id", sa.String, primary_key=True),
+    sa.Column("tenant_id", sa.String, nullable=False),
+    sa.Column("call_id", sa.String, nullable=False),
+    sa.Column("pbx", sa.String, nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("source_url", sa.Text),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("content_type", sa.String),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sha256", sa.String),
+    sa.Column("stored_path", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", TIME, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("stored_at", TIME),
+    sa.Index("ix_recordings_call", "tenant_id", "call_id"),
+    sa.Index(
+        "ix_recordings_due",
+        "next_attempt_at",
+        sqlite_where=sa.text("state = 'pending'"),
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
+)
+"""One row per call recording the phone system made: ``pending`` until fetched into the
+recordings store, then ``stored`` (or ``failed``). No foreign key to ``calls``: a recording
+outlives merges (its ``call_id`` moves to the surviving call)."""
+
+from ctibridge.storage import crm_tables as _crm_tables  # noqa: E402, F401  (same MetaData)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -17,9 +18,19 @@ from starlette.staticfiles import StaticFiles
 
 from ctibridge.config import Settings
 from ctibridge.errors import CtiError
-from ctibridge.services.runtime import Services
+from ctibridge.services.runtime import Services, tune_gc
 from ctibridge.web.push import PushHub
-from ctibridge.web.routes import agents, calls, ops, session
+from ctibridge.web.routes import (
+    agents,
+    call_control,
+    calls,
+    crm,
+    ops,
+    presence,
+    recordings,
+    salesforce,
+    session,
+)
 from ctibridge.web.ws import agent_socket
 
 __all__ = ["create_app"]
@@ -50,16 +61,40 @@ _FRAME_ANCESTORS = (
 )
 
 
-def _page(name: str, *, framed: bool) -> Any:
-    ancestors = _FRAME_ANCESTORS if framed else "'none'"
-    policy = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; "
+# The origins Salesforce's Open CTI library itself accepts as ``sfdcIframeOrigin``: a
+# Salesforce domain, an optional port, no path.
+_SALESFORCE_ORIGIN = re.compile(
+    r"https?://[\w.-]+(\.((my-)?visual)?force\.com|\.my-lightning\.com"
+    r"|\.(my-)?salesforce\.com|\.(salesforce|crmforce)\.(mil|ms))(:\d{1,5})?",
+    re.ASCII,
+)
+
+
+def _salesforce_origin(request: Request) -> str | None:
+    """The Lightning org that framed the softphone (``?sfdcIframeOrigin=``), if it is a
+    Salesforce origin: the page may then load Open CTI from it and be framed by it."""
+    values = request.query_params.getlist("sfdcIframeOrigin")
+    if len(values) == 1 and _SALESFORCE_ORIGIN.fullmatch(values[0]):
+        return values[0]
+    return None
+
+
+def _policy(*, ancestors: str, scripts: str) -> str:
+    return (
+        f"default-src 'self'; script-src {scripts}; style-src 'self'; "
         "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; "
         f"object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}"
     )
-    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": policy}
 
+
+def _page(name: str, *, framed: bool) -> Any:
     async def page(request: Request) -> Response:
+        ancestors, scripts = (_FRAME_ANCESTORS if framed else "'none'"), "'self'"
+        org = _salesforce_origin(request) if framed else None
+        if org is not None:
+            ancestors, scripts = f"{ancestors} {org}", f"{scripts} {org}"
+        policy = _policy(ancestors=ancestors, scripts=scripts)
+        headers = {"Cache-Control": "no-cache", "Content-Security-Policy": policy}
         return FileResponse(f"{STATIC_DIR}/{name}", headers=headers)
 
     return page
@@ -77,6 +112,7 @@ def create_app(settings: Settings, services: Services) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub.start()
         await services.start()
+        tune_gc()
         try:
             yield
         finally:
@@ -88,11 +124,18 @@ def create_app(settings: Settings, services: Services) -> Starlette:
             *ops.routes,
             *session.routes,
             *calls.routes,
+            *call_control.routes,
             *agents.routes,
+            *recordings.routes,
+            *crm.routes,
+            *salesforce.routes,
+            *presence.routes,
             WebSocketRoute("/ws", agent_socket),
             Route("/", _root),
             Route("/softphone", _page("softphone.html", framed=True)),
             Route("/admin", _page("admin.html", framed=False)),
+            Route("/console", _page("console.html", framed=False)),
+            Route("/console/records/{object}/{record_id}", _page("console.html", framed=False)),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers={CtiError: cti_error, HTTPException: http_error},

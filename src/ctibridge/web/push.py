@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,8 @@ __all__ = ["CLOSE_TOO_SLOW", "PushConnection", "PushHub"]
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008
+SUBSCRIBED = ("call.*", "agent.*")
+"""Call events and their side messages (screen pop); agent messages (presence)."""
 
 
 class PushConnection:
@@ -30,12 +33,12 @@ class PushConnection:
 
     def __init__(self, principal: Principal, queue_size: int) -> None:
         self.principal = principal
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[str | dict[str, Any] | None] = asyncio.Queue(queue_size)
         self.seen: dict[str, int] = {}
         """call id -> newest seq sent (drops deltas the snapshot already covered)."""
         self.dropped = False
 
-    def offer(self, payload: dict[str, Any]) -> bool:
+    def offer(self, payload: str | dict[str, Any]) -> bool:
         """Queue a message; False (and the connection is marked dropped) when full."""
         if self.dropped:
             return False
@@ -65,19 +68,22 @@ class PushHub:
         self._queue_size = queue_size
         self._by_agent: dict[str, set[PushConnection]] = {}
         self._admins: set[PushConnection] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.on_drop: Callable[[PushConnection], Awaitable[None]] | None = None
 
     def start(self) -> None:
-        subscription = self._bus.subscribe("call.*")
-        self._task = asyncio.create_task(self._run(subscription), name="push-hub")
+        for pattern in SUBSCRIBED:
+            subscription = self._bus.subscribe(pattern)
+            task = asyncio.create_task(self._run(subscription), name=f"push-hub {pattern}")
+            self._tasks.append(task)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks.clear()
 
     def connect(self, principal: Principal) -> PushConnection:
         conn = PushConnection(principal, self._queue_size)
@@ -110,6 +116,21 @@ class PushHub:
                 conn.queue.put_nowait(None)
         return len(conns)
 
+    def _side(self, message: Message) -> None:
+        text = json.dumps({"type": message.payload["event"], **message.payload})
+        for conn in self._targets(message):
+            if not conn.offer(text):
+                WS_DROPPED.inc()
+
+    def _targets(self, message: Message) -> set[PushConnection]:
+        targets: set[PushConnection] = set()
+        for agent_id in message.agent_ids:
+            targets |= self._by_agent.get(agent_id, set())
+        for conn in self._admins:
+            if conn.principal.tenant_id in (ALL_TENANTS, message.tenant_id):
+                targets.add(conn)
+        return targets
+
     @property
     def connections(self) -> int:
         return sum(len(c) for c in self._by_agent.values()) + len(self._admins)
@@ -120,17 +141,19 @@ class PushHub:
 
     def route(self, message: Message) -> None:
         payload = message.payload
+        if "call" not in payload:  # a side message about a call (e.g. the screen pop)
+            self._side(message)
+            return
         frame = {"type": "event", "event": payload["event"], "call": payload["call"]}
         if payload.get("replaces"):
             frame["replaces"] = payload["replaces"]
-        targets: set[PushConnection] = set()
-        for agent_id in message.agent_ids:
-            targets |= self._by_agent.get(agent_id, set())
-        for conn in self._admins:
-            if conn.principal.tenant_id in (ALL_TENANTS, message.tenant_id):
-                targets.add(conn)
-        for conn in targets:
-            if conn.fresh(payload["call"]) and not conn.offer(frame):
+        text: str | None = None
+        for conn in self._targets(message):
+            if not conn.fresh(payload["call"]):
+                continue
+            if text is None:
+                text = json.dumps(frame, separators=(",", ":"))
+            if not conn.offer(text):
                 WS_DROPPED.inc()
                 logger.warning(
                     "dropped a slow push connection",

@@ -24,7 +24,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ctibridge.errors import CtiError
 from ctibridge.services.agents import ALL_TENANTS, Principal
-from ctibridge.services.cards import call_card
 from ctibridge.web.auth import principal_of
 from ctibridge.web.push import CLOSE_TOO_SLOW, PushConnection, PushHub
 from ctibridge.web.schemas import agent_out
@@ -79,7 +78,7 @@ def _snapshot(websocket: WebSocket, principal: Principal, conn: PushConnection) 
         stored = [s for t in tenants for s in calls_service.active(t)]
     else:
         stored = calls_service.active(principal.tenant_id, principal.agent_id)
-    cards = [call_card(s) for s in stored]
+    cards = [calls_service.notifier.card(s) for s in stored]
     for card in cards:
         conn.fresh(card)
     return cards
@@ -102,12 +101,17 @@ async def _serve(websocket: WebSocket, conn: PushConnection) -> None:
 
 async def _send_loop(websocket: WebSocket, conn: PushConnection) -> None:
     while True:
+        frame: str | dict[str, Any] | None
         try:
-            frame = await asyncio.wait_for(conn.queue.get(), PING_INTERVAL)
+            async with asyncio.timeout(PING_INTERVAL):
+                frame = await conn.queue.get()
         except TimeoutError:
             frame = {"type": "ping", "server_time": time.time()}
         if frame is None:
             logger.info("closing a slow agent socket", extra={"agent_id": conn.principal.agent_id})
             await websocket.close(code=CLOSE_TOO_SLOW, reason="too slow; reconnect")
             return
-        await websocket.send_json(frame)
+        if isinstance(frame, str):
+            await websocket.send_text(frame)  # encoded once for every socket it goes to
+        else:
+            await websocket.send_json(frame)

@@ -110,7 +110,10 @@ async def test_find_agent_prefers_user_then_device_then_extension(tenants: SqlSt
         await tenants.upsert_agent(agent)
     everything = AgentRef(user_id="u-carol", device_id="d-bob", extension="201")
     assert await tenants.find_agent(T1, everything) == carol
-    assert await tenants.find_agent(T1, replace(everything, user_id=None)) == BOB
+    assert (
+        await tenants.find_agent(T1, AgentRef(None, everything.device_id, everything.extension))
+        == BOB
+    )
     assert await tenants.find_agent(T1, AgentRef(device_id="x", extension="201")) == ALICE
 
 

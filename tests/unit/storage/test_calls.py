@@ -16,7 +16,7 @@ from ctibridge.callstate.model import (
     Transfer,
 )
 from ctibridge.errors import StorageError
-from ctibridge.storage import SqlStorage
+from ctibridge.storage import SqlStorage, _codec
 from ctibridge.storage.base import CallQuery
 from ctibridge.storage.tables import call_agents, calls, legs
 from ctibridge.types import CallId
@@ -203,11 +203,20 @@ async def test_event_log_keeps_order_and_every_field(storage: SqlStorage) -> Non
     assert await storage.call_events(T2, CallId("c")) == []
 
 
-async def test_a_failing_batch_stores_nothing(storage: SqlStorage) -> None:
-    broken = make_event(None, NOW)  # type: ignore[arg-type]  # leg_id is NOT NULL
+async def test_a_failing_batch_stores_nothing(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database refuses one row of the batch (leg_id is NOT NULL): nothing is stored.
+    real_event_row = _codec.event_row
+
+    def broken_row(event: Any, call_id: str, received_at: float) -> dict[str, Any]:
+        row = real_event_row(event, call_id, received_at)
+        return {**row, "leg_id": None} if event.leg_id == "broken" else row
+
+    monkeypatch.setattr(_codec, "event_row", broken_row)
     batch = [
         write(make_call("ok"), events=[make_event("x", NOW)]),
-        write(make_call("bad"), events=[broken]),
+        write(make_call("bad"), events=[make_event("broken", NOW)]),
     ]
     with pytest.raises(StorageError, match="saving calls"):
         await storage.save_calls(batch, received_at=NOW)

@@ -20,8 +20,8 @@ from tests.unit.storage.conftest import Backend
 
 TABLES = {
     "agent_identities", "agents", "alembic_version", "api_tokens", "call_agents",
-    "call_events", "calls", "legs", "outbox", "tenants",
-}  # fmt: skip
+    "call_events", "calls", "legs", "outbox", "tenants", "recordings",
+} | {table for table in metadata.tables if table.startswith("crm_")}  # fmt: skip
 
 
 async def _sync(store: SqlStorage, fn: Any) -> Any:
@@ -146,15 +146,15 @@ def test_secrets_stay_out_of_repr() -> None:
 
 ADD_TENANT_NOTE = '''"""Add tenants.note.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 9001
+Revises: {head}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -178,7 +178,9 @@ def migrations_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _add_second_migration(folder: Path) -> None:
-    (folder / "versions" / "0002_add_tenant_note.py").write_text(ADD_TENANT_NOTE)
+    """A migration after the newest one, as a later release would ship."""
+    text = ADD_TENANT_NOTE.replace("{head}", migrate.head_revision())
+    (folder / "versions" / "9001_add_tenant_note.py").write_text(text)
 
 
 def _tenant_columns(conn: Connection) -> list[str]:
@@ -192,7 +194,7 @@ async def test_start_upgrades_an_older_database(backend: Backend, migrations_cop
     _add_second_migration(migrations_copy)
     await store.start()
     try:
-        assert await _sync(store, migrate.current_revision) == "0002"
+        assert await _sync(store, migrate.current_revision) == "9001"
         assert "note" in await _sync(store, _tenant_columns)
         assert await store.get_tenant(TENANT.tenant_id) == TENANT
     finally:
@@ -202,9 +204,10 @@ async def test_start_upgrades_an_older_database(backend: Backend, migrations_cop
 def test_new_migration_is_drafted_after_head(
     migrations_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    head = migrate.head_revision()
     migrate.main(["new", "--autogenerate", "nothing changed"])
-    (drafted,) = (migrations_copy / "versions").glob("0002_nothing_changed.py")
+    (drafted,) = (migrations_copy / "versions").glob(f"{int(head) + 1:04d}_nothing_changed.py")
     text = drafted.read_text()
-    assert "down_revision = '0001'" in text
+    assert f"down_revision = '{head}'" in text
     assert "op." not in text  # tables.py and the migrations agree: nothing to do
     assert "Generating" in capsys.readouterr().out

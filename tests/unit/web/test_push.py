@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ctibridge.bus.base import Message
 from ctibridge.bus.memory import MemoryBus
 from ctibridge.services.agents import ALL_TENANTS, Principal
@@ -21,11 +24,13 @@ def _msg(
     return Message("call.ringing", tenant, {"event": "ringing", "call": card}, agents)
 
 
-def _drain(conn: object) -> list[object]:
+def _drain(conn: object) -> list[Any]:
+    """Frames queued for a socket (sent as JSON text), decoded; None is the close marker."""
     queue = conn.queue  # type: ignore[attr-defined]
     out = []
     while not queue.empty():
-        out.append(queue.get_nowait())
+        frame = queue.get_nowait()
+        out.append(json.loads(frame) if isinstance(frame, str) else frame)
     return out
 
 

@@ -8,7 +8,6 @@ from starlette.routing import Route
 
 from ctibridge.errors import Forbidden, InvalidRequest, NoSuchCall
 from ctibridge.services.agents import ALL_TENANTS, Principal
-from ctibridge.services.cards import call_card
 from ctibridge.types import AgentId, CallId, TenantId
 from ctibridge.web.auth import principal_of
 from ctibridge.web.schemas import call_query
@@ -32,12 +31,11 @@ def _scope(request: Request, principal: Principal) -> tuple[TenantId, AgentId | 
 async def list_calls(request: Request) -> JSONResponse:
     principal = await principal_of(request)
     tenant_id, agent_id = _scope(request, principal)
+    card = request.app.state.services.calls.notifier.card
     page = await request.app.state.services.calls.list_calls(
         call_query(request.query_params, tenant_id, agent_id)
     )
-    return JSONResponse(
-        {"items": [call_card(s) for s in page.items], "next_cursor": page.next_cursor}
-    )
+    return JSONResponse({"items": [card(s) for s in page.items], "next_cursor": page.next_cursor})
 
 
 async def get_call(request: Request) -> JSONResponse:
@@ -48,7 +46,7 @@ async def get_call(request: Request) -> JSONResponse:
     agent_id = principal.agent_id
     if not principal.is_admin and agent_id not in stored.handled_by + stored.rung:
         raise NoSuchCall(f"no call {call_id}", details={"call_id": call_id})
-    return JSONResponse(call_card(stored))
+    return JSONResponse(request.app.state.services.calls.notifier.card(stored))
 
 
 routes = [Route("/api/calls", list_calls), Route("/api/calls/{call_id}", get_call)]

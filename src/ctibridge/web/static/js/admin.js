@@ -1,6 +1,7 @@
 // The admin view: a tenant's live calls (admin WebSocket), its agents and recent calls.
 
 import { agentItem, liveRow, presenceOf, recentRow, tenantHome } from "./adminrows.js";
+import { SalesforcePanel } from "./adminsalesforce.js";
 import { Api, TokenStore, fragmentPairs, takeTokenFromFragment } from "./api.js";
 import {
   LINGER_MS,
@@ -51,11 +52,18 @@ class AdminView {
     this.tenants = new Set();
     this.live = new Map(); // call id → {card, timer}
     this.agents = [];
+    this.presence = new Map(); // agent id → {status, chosen, since} (ctibridge presence)
     this.recent = [];
     this.cursor = null;
-    this.requests = { recent: 0, agents: 0, missed: 0 };
+    this.requests = { recent: 0, agents: 0, missed: 0, presence: 0 };
     this.refreshTimer = null;
     this.timers = []; // {cell, card} of the live rows
+    this.salesforce = new SalesforcePanel(this.api, {
+      now: () => this.now(),
+      onAgentsChanged: () => this.loadAgents(),
+      onRejected: () => this.rejected("That token is not valid (or no longer)."),
+    });
+    this.salesforceConnected = false;
   }
 
   now() {
@@ -76,6 +84,7 @@ class AdminView {
     $("filters").addEventListener("submit", (event) => event.preventDefault());
     $("refresh").addEventListener("click", () => this.refresh());
     $("more").addEventListener("click", () => this.loadRecent({ more: true }));
+    this.salesforce.boot();
     this.tick();
     window.setInterval(() => this.tick(), 500);
     window.addEventListener("hashchange", () => this.onNewLink());
@@ -86,9 +95,15 @@ class AdminView {
 
   /** `#token=...&tenant=...`: keep both, clear the address bar. Returns whether a token came. */
   takeLink() {
-    const tenant = fragmentPairs(window.location.hash).find(([key]) => key === "tenant")?.[1];
+    const pairs = fragmentPairs(window.location.hash);
+    const tenant = pairs.find(([key]) => key === "tenant")?.[1];
     if (tenant) remember(TENANT_KEY, tenant);
     const token = takeTokenFromFragment();
+    if (pairs.some(([key, value]) => key === "salesforce" && value === "connected")) {
+      this.salesforceConnected = true; // back from Salesforce: say so once, then drop the flag
+      const { pathname, search } = window.location;
+      window.history.replaceState(window.history.state, "", `${pathname}${search}`);
+    }
     if (token) this.tokens.set(token);
     return Boolean(token);
   }
@@ -154,6 +169,8 @@ class AdminView {
     if (me.tenant_id !== ALL_TENANTS) this.select(me.tenant_id);
     else if (recall(TENANT_KEY)) this.select(recall(TENANT_KEY));
     else this.renderTenants();
+    if (this.salesforceConnected) this.salesforce.connected();
+    this.salesforceConnected = false;
     this.socket = new ReconnectingSocket({
       url: () => this.api.socketUrl(),
       onMessage: (message) => this.onMessage(message),
@@ -171,7 +188,9 @@ class AdminView {
     this.tenants.clear();
     this.tenant = null;
     this.agents = [];
+    this.presence.clear();
     this.recent = [];
+    this.salesforce.show(null);
   }
 
   // -- tenants -----------------------------------------------------------------------------
@@ -190,8 +209,10 @@ class AdminView {
     this.renderTenants();
     this.renderLive();
     this.loadAgents();
+    this.loadPresence();
     this.loadRecent();
     this.loadMissed();
+    this.salesforce.show(id);
   }
 
   renderTenants() {
@@ -219,10 +240,14 @@ class AdminView {
     } else if (message.type === "event" && message.call) {
       for (const id of message.replaces ?? message.call.replaces ?? []) this.forgetCall(id);
       this.accept(message.call);
+    } else if (message.type === "presence" && message.agent_id) {
+      this.presence.set(message.agent_id, message);
+      this.renderAgents();
     }
   }
 
   onSnapshot(cards) {
+    this.loadPresence(); // frames missed while the socket was away
     const present = new Set(cards.map((card) => card.call_id));
     let gone = false;
     for (const [id, entry] of this.live) {
@@ -327,12 +352,29 @@ class AdminView {
     this.renderLive();
   }
 
+  /** GET /api/presence: every agent's presence status (then `presence` frames keep it fresh). */
+  async loadPresence() {
+    if (!this.tenant) return;
+    const request = ++this.requests.presence;
+    try {
+      const params = { tenant: this.tenant };
+      const result = await this.api.request("GET", "/api/presence", { params });
+      if (request !== this.requests.presence) return;
+      for (const item of result.items ?? []) this.presence.set(item.agent_id, item);
+    } catch {
+      return; // the list still shows what agents are doing on calls
+    }
+    this.renderAgents();
+  }
+
   renderAgents() {
     const agents = [...this.agents].sort((a, b) =>
       String(a.extension ?? "").localeCompare(String(b.extension ?? ""), undefined, { numeric: true }),
     );
     const live = this.liveCards();
-    const rows = agents.map((agent) => agentItem(agent, presenceOf(agent, live)));
+    const rows = agents.map((agent) =>
+      agentItem(agent, presenceOf(agent, live), this.presence.get(agent.agent_id) ?? null),
+    );
     $("agents").replaceChildren(...rows);
     $("agents-empty").hidden = rows.length > 0;
     setText($("agents-count"), rows.length ? String(rows.length) : "");
@@ -349,6 +391,8 @@ class AdminView {
     this.loadRecent();
     this.loadMissed();
     this.loadAgents();
+    this.loadPresence();
+    this.salesforce.show(this.tenant);
   }
 
   refreshSoon() {

@@ -11,7 +11,7 @@ import {
   outcomeOf,
   viewOf,
 } from "./calls.js";
-import { dayAndTime, h, icon } from "./ui.js";
+import { clockTime, dayAndTime, h, icon } from "./ui.js";
 
 /** What an agent is doing, from the live calls: {key, label, tone}. */
 export function presenceOf(agent, liveCards) {
@@ -29,6 +29,23 @@ export function presenceOf(agent, liveCards) {
   }
   if (ringing) return { key: "ringing", label: "Ringing", tone: "ringing" };
   return { key: "available", label: "Available", tone: "muted" };
+}
+
+/** The presence statuses ctibridge holds (`GET /api/presence`, `presence` frames). */
+const STATUSES = {
+  available: { label: "Available", tone: "muted" },
+  busy: { label: "Busy", tone: "missed" },
+  away: { label: "Away", tone: "away" },
+  on_call: { label: "On a call", tone: "connected" },
+};
+
+/**
+ * What the agents list shows: the agent's call activity when it has one (ringing, on a call,
+ * on hold), else the presence status it chose ({status, since} from the server, or null).
+ */
+export function shownPresence(activity, status) {
+  if (activity.key !== "available" || !status) return activity;
+  return { key: activity.key, ...(STATUSES[status.status] ?? STATUSES.available) };
 }
 
 /** The calling code most of a tenant's agents work in, or null. */
@@ -123,14 +140,25 @@ export function recentRow(card, { home, label, now }) {
   );
 }
 
-/** One agent with what they are doing. */
-export function agentItem(agent, presence) {
+/**
+ * One agent with what they are doing: `data-presence` is the call activity (from the live
+ * calls), `data-status` the presence status ctibridge holds for the agent.
+ */
+export function agentItem(agent, activity, status = null) {
   const meta = [agent.extension ? `Ext. ${agent.extension}` : null, agent.login];
+  const presence = shownPresence(activity, status);
+  const fromStatus = presence !== activity && status.since;
+  const since = fromStatus ? `${presence.label} since ${clockTime(status.since)}` : null;
   return h(
     "li",
     {
       class: "agent",
-      data: { testid: "agent-row", extension: agent.extension ?? "", presence: presence.key },
+      data: {
+        testid: "agent-row",
+        extension: agent.extension ?? "",
+        presence: activity.key,
+        status: status?.status ?? "",
+      },
     },
     h("span", {
       class: "avatar avatar--small",
@@ -146,6 +174,7 @@ export function agentItem(agent, presence) {
     h("span", {
       class: "presence",
       data: { tone: presence.tone, testid: "presence" },
+      attrs: { title: since },
       text: presence.label,
     }),
   );

@@ -164,6 +164,42 @@ export class Api {
     return this.request("GET", "/api/agents", { params: { tenant } });
   }
 
+  /** GET /api/directory → {items: [{agent_id, name, extension}]} (the signed-in tenant). */
+  directory() {
+    return this.request("GET", "/api/directory");
+  }
+
+  // -- CRM and call control ------------------------------------------------------------
+
+  /** GET /api/crm/records/{object} → {items, next_cursor}; `params`: q, limit, cursor. */
+  records(object, params) {
+    return this.request("GET", `/api/crm/records/${encodeURIComponent(object)}`, { params });
+  }
+
+  /** GET /api/crm/records/{object}/{id} → the record with `fields` and `activities`. */
+  record(object, id) {
+    const path = `/api/crm/records/${encodeURIComponent(object)}/${encodeURIComponent(id)}`;
+    return this.request("GET", path);
+  }
+
+  /** POST /api/crm/records/{object}: with `callId`, that call's log goes to the new record. */
+  createRecord(object, fields, callId = null) {
+    const body = callId ? { fields, call_id: callId } : { fields };
+    return this.request("POST", `/api/crm/records/${encodeURIComponent(object)}`, { body });
+  }
+
+  /** PUT /api/calls/{id}/record: the agent chose (or opened) this record for the call. */
+  chooseRecord(callId, record) {
+    const body = { object: record.object, id: record.id };
+    return this.request("PUT", `/api/calls/${encodeURIComponent(callId)}/record`, { body });
+  }
+
+  /** POST /api/calls (click-to-dial) → {request_id}; `record`: where the click came from. */
+  placeCall(number, record = null) {
+    const body = record ? { number, record: { object: record.object, id: record.id } } : { number };
+    return this.request("POST", "/api/calls", { body });
+  }
+
   /** The WebSocket address for the current token. */
   socketUrl() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";

@@ -130,7 +130,8 @@ function layout(cc, nsn, home) {
 
 /** Digits of an international number, or null when `raw` is not one (given the home country). */
 function toInternational(raw, home) {
-  const compact = raw.replace(/[\s().-]/g, "");
+  // "+44 (0)113 496 0215": the (0) is the trunk prefix, not part of the number.
+  const compact = raw.replace(/\(0\)/g, "").replace(/[\s().-]/g, "");
   if (/^\+\d{6,15}$/.test(compact)) return compact.slice(1);
   if (/^00\d{6,15}$/.test(compact)) return compact.slice(2);
   if (home && TRUNK_ZERO.has(home) && /^0[1-9]\d{6,12}$/.test(compact)) {

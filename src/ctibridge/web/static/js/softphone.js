@@ -1,4 +1,6 @@
-// The agent softphone page: sign-in, live call cards from the WebSocket, today's history.
+// The agent softphone page: sign-in, live call cards from the WebSocket, today's history,
+// and the screen pop on each card. The console (console.js) docks the same class beside its
+// CRM pages; inside Salesforce (?sfdcIframeOrigin=...) opencti.js joins in.
 
 import { Api, TokenStore, takeTokenFromFragment } from "./api.js";
 import {
@@ -15,6 +17,8 @@ import {
   viewOf,
 } from "./calls.js";
 import { CallCardView, historyRow } from "./cardview.js";
+import { CrmLink } from "./crmlink.js";
+import { CrmStrip } from "./screenpop.js";
 import { ReconnectingSocket } from "./socket.js";
 import { announce, clockTime, fillIcons, h, setText, showStatus, showView } from "./ui.js";
 
@@ -25,17 +29,31 @@ const HISTORY_REFRESH_MS = 600;
 const HISTORY_RETRY_MS = 10000;
 const LEAVE_MS = 260;
 const TITLE = "Softphone · ctibridge";
+const TOAST_MS = 6000;
 
 const $ = (role) => document.querySelector(`[data-role="${role}"]`);
 
-class Softphone {
-  constructor() {
+export class Softphone {
+  /** `title`: the page title when no call rings; `onSession(agent)`: called with the
+   *  agent on each new session's first hello, and with null when the session stops. */
+  constructor({ title = TITLE, onSession = () => {} } = {}) {
+    this.title = title;
+    this.onSession = onSession;
     this.tokens = new TokenStore(TOKEN_KEY);
     this.api = new Api(this.tokens);
     this.socket = null;
     this.historyRequest = 0;
     this.historyTimer = null;
+    this.toastTimer = null;
     this.connections = 0; // sockets that reached "hello" (a test and debugging aid)
+    this.crm = new CrmLink({
+      api: this.api,
+      entries: () => [...this.live.values()].map(({ card, view }) => ({ card, view: view.view })),
+      toast: (text, tone) => this.toast(text, tone),
+      changed: (callId) => this.redrawCrm(callId),
+      now: () => this.now(),
+      format: (number) => formatNumber(number, this.home),
+    });
     this.clearState();
   }
 
@@ -47,6 +65,9 @@ class Softphone {
     this.live = new Map(); // call id → {view, card, timer}
     this.known = new Map(); // call id → newest card seen
     this.history = new Map(); // call id → card
+    this.lateCrm = new Map(); // call id → a lookup result that came before the call's card
+    this.greeted = false;
+    this.crm.reset();
     clearTimeout(this.historyTimer);
     this.historyTimer = null;
     this.historyRequest += 1; // answers to an earlier session's requests are dropped
@@ -74,6 +95,21 @@ class Softphone {
     if (fromAddress) this.tokens.set(fromAddress);
     if (this.tokens.get()) this.startSession();
     else this.showSignIn();
+    if (salesforceOrigin()) this.joinSalesforce();
+  }
+
+  /** Inside Salesforce Lightning: Open CTI drives screen pops and click-to-dial. */
+  async joinSalesforce() {
+    let module;
+    try {
+      module = await import("./opencti.js");
+    } catch {
+      this.banner("The Salesforce connection could not be loaded. Reload the page.");
+      return;
+    }
+    const host = new module.OpenCtiHost(this);
+    this.crm.setHost(host);
+    await host.start();
   }
 
   /** A sign-in link opened in this tab while the page is already open. */
@@ -86,7 +122,7 @@ class Softphone {
   }
 
   showSignIn(message = null, tone = "error") {
-    document.title = TITLE;
+    document.title = this.title;
     const notice = $("signin-message");
     notice.hidden = !message;
     notice.textContent = message ?? "";
@@ -144,6 +180,7 @@ class Softphone {
     for (const entry of this.live.values()) clearTimeout(entry.timer);
     $("cards").replaceChildren();
     this.clearState();
+    this.onSession(null);
   }
 
   endSession(message) {
@@ -169,6 +206,7 @@ class Softphone {
     if (message.type === "hello") this.onHello(message);
     else if (message.type === "snapshot") this.onSnapshot(message.calls ?? []);
     else if (message.type === "event" && message.call) this.onEvent(message);
+    else if (message.type === "crm" && message.call_id) this.onCrm(message.call_id, message.crm);
   }
 
   onHello(message) {
@@ -183,6 +221,10 @@ class Softphone {
     this.home = homeCountry(message.agent?.timezone) ?? this.home;
     this.renderMe();
     this.loadHistory();
+    if (!this.greeted) {
+      this.greeted = true;
+      this.onSession(this.agent);
+    }
   }
 
   /** After (re)connecting: the snapshot is the truth about live calls. */
@@ -200,9 +242,11 @@ class Softphone {
     this.accept(message.call);
   }
 
-  accept(card) {
-    const known = this.known.get(card.call_id);
-    if (newer(known, card) !== card) return;
+  accept(incoming) {
+    const known = this.known.get(incoming.call_id);
+    if (newer(known, incoming) !== incoming) return;
+    const card = withLookup(incoming, known?.crm ?? this.lateCrm.get(incoming.call_id));
+    this.lateCrm.delete(card.call_id);
     this.known.set(card.call_id, card);
     const view = viewOf(card, this.ext);
     const entry = this.live.get(card.call_id);
@@ -210,6 +254,49 @@ class Softphone {
     else if (entry) this.linger(entry, card, view);
     else this.remember(card);
     if (card.state === "ended") this.refreshHistorySoon();
+    if (isLive(view) || entry) this.crm.cardChanged(card, view);
+  }
+
+  /** The CRM lookup for a call finished (a "crm" frame). */
+  onCrm(callId, crm) {
+    const known = this.known.get(callId);
+    if (!known) {
+      this.lateCrm.set(callId, crm);
+      return;
+    }
+    const card = { ...known, crm };
+    this.known.set(callId, card);
+    const entry = this.live.get(callId);
+    if (!entry) return;
+    entry.card = card;
+    this.redrawCrm(callId);
+    this.crm.cardChanged(card, entry.view.view);
+  }
+
+  redrawCrm(callId) {
+    const entry = this.live.get(callId);
+    if (!entry) return;
+    const live = entry.card.state !== "ended" && !entry.timer;
+    const plan = this.crm.plan(entry.card);
+    entry.strip.update(plan, { live, home: this.home });
+    const view = entry.view.view;
+    if (view) entry.view.update(this.named(entry.card, plan), view, this.ctx());
+  }
+
+  /** A card whose other side has no caller name takes the name of its CRM record. */
+  named(card, plan = this.crm.plan(card)) {
+    const record = plan.kind === "chosen" || plan.kind === "single" ? plan.record : null;
+    if (!record?.name || remoteParty(card, this.ext).name) return card;
+    return { ...card, [card.direction === "outbound" ? "to_name" : "from_name"]: record.name };
+  }
+
+  newStrip(callId) {
+    return new CrmStrip({
+      open: (record) => this.crm.open(callId, record),
+      choose: (record) => this.crm.pick(callId, record),
+      create: (object, fields) => this.crm.create(callId, object, fields),
+      refresh: () => this.redrawCrm(callId),
+    });
   }
 
   // -- live cards --------------------------------------------------------------------------
@@ -218,7 +305,9 @@ class Softphone {
     let current = entry;
     const wasRinging = current?.view.el.dataset.view === "ringing";
     if (!current) {
-      current = { view: new CallCardView(card.call_id), card, timer: null };
+      const strip = this.newStrip(card.call_id);
+      current = { view: new CallCardView(card.call_id), card, timer: null, strip };
+      current.view.el.append(strip.el);
       this.live.set(card.call_id, current);
       $("cards").prepend(current.view.el);
     } else if (current.timer) {
@@ -226,7 +315,8 @@ class Softphone {
       current.timer = null;
     }
     current.card = card;
-    current.view.update(card, view, this.ctx());
+    current.view.view = view;
+    this.redrawCrm(card.call_id);
     if (view.kind === "ringing" && !wasRinging) this.announceIncoming(card);
     this.renderLive();
   }
@@ -234,8 +324,9 @@ class Softphone {
   /** An ended (or handed-over) card shows its outcome for a few seconds, then moves on. */
   linger(entry, card, view) {
     entry.card = card;
-    entry.view.update(card, view, this.ctx());
+    entry.view.view = view;
     if (!entry.timer) entry.timer = setTimeout(() => this.retire(card.call_id), LINGER_MS);
+    this.redrawCrm(card.call_id);
     this.renderLive();
   }
 
@@ -282,7 +373,29 @@ class Softphone {
     badge.hidden = count === 0;
     setText(badge, String(count));
     const ringing = [...this.live.values()].find((e) => e.view.el.dataset.view === "ringing");
-    document.title = ringing ? `Incoming call · ${this.partyText(ringing.card)}` : TITLE;
+    document.title = ringing ? `Incoming call · ${this.partyText(ringing.card)}` : this.title;
+  }
+
+  /** A short message at the bottom of the panel (tone: info, ok, error). */
+  toast(text, tone = "info") {
+    const el = $("toast");
+    if (!el) return;
+    clearTimeout(this.toastTimer);
+    el.dataset.tone = tone;
+    setText(el, text);
+    el.hidden = false;
+    this.toastTimer = setTimeout(() => {
+      el.hidden = true;
+    }, TOAST_MS);
+  }
+
+  /** A lasting message above everything (null removes it). */
+  banner(text, tone = "error") {
+    const el = $("banner");
+    if (!el) return;
+    el.dataset.tone = tone;
+    el.hidden = !text;
+    setText(el, text ?? "");
   }
 
   partyText(card) {
@@ -385,4 +498,28 @@ class Softphone {
   }
 }
 
-new Softphone().boot();
+/** The Salesforce origin Lightning passed in the address (`sfdcIframeOrigin`), if any. */
+export function salesforceOrigin(search = window.location.search) {
+  for (const pair of search.replace(/^\?/, "").split("&")) {
+    const [key, value] = pair.split("=");
+    if (key === "sfdcIframeOrigin" && value) {
+      try {
+        return decodeURIComponent(value);
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}
+
+/** A card with the freshest lookup result: a newer card may come without it. */
+function withLookup(card, crm) {
+  if (!crm || card.direction === "internal") return card;
+  if (!card.crm || (card.crm.status === "pending" && crm.status !== "pending")) {
+    return { ...card, crm };
+  }
+  return card;
+}
+
+if (document.body.classList.contains("page--softphone")) new Softphone().boot();

@@ -22,6 +22,14 @@ const ICONS = {
     "M16 4.3a3.5 3.5 0 0 1 0 6.4",
     "M18 14a6.5 6.5 0 0 1 3.5 6",
   ],
+  check: ["M5 12.5l4.5 4.5L19 7.5"],
+  plus: ["M12 5v14", "M5 12h14"],
+  search: ["M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14z", "M20 20l-4-4"],
+  open: ["M14 4h6v6", "M20 4l-9 9", "M18 14v4a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h4"],
+  chevronRight: ["M9 6l6 6-6 6"],
+  building: ["M4 20V6l8-3v17", "M12 9h8v11", "M2 20h20", "M8 9v.01", "M8 13v.01", "M16 13v.01"],
+  play: ["M8 5.5v13l10.5-6.5z"],
+  cloud: ["M7 18a4.5 4.5 0 0 1-.6-9A6 6 0 0 1 18 9.5a4.3 4.3 0 0 1-.5 8.5z"],
 };
 
 /** An inline SVG icon (decorative: hidden from assistive technology). */

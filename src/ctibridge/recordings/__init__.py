@@ -1,0 +1,1 @@
+"""Call recordings: fetchers per phone system, stores, and the ``recordings`` table."""
