@@ -17,7 +17,9 @@ def main() -> None:
     dot = DOCS / "state-diagram.dot"
     dot.write_text(render_dot())
     if shutil.which("dot"):
-        subprocess.run(["dot", "-Tsvg", str(dot), "-o", str(DOCS / "state-diagram.svg")], check=True)
+        subprocess.run(
+            ["dot", "-Tsvg", str(dot), "-o", str(DOCS / "state-diagram.svg")], check=True
+        )
         print("wrote", dot, "and state-diagram.svg")
     else:
         print("wrote", dot, "(install graphviz for the SVG)")

@@ -213,7 +213,7 @@ export function recordHead(record, { home, dial }) {
         on: { click: () => dial(number) },
       },
       icon("phone"),
-      h("span", { text: `Call ${fieldLabel(field).toLowerCase()}` }),
+      h("span", { text: /^phone$/i.test(field) ? "Call" : `Call ${fieldLabel(field).toLowerCase()}` }),
     ),
   );
   return h(

@@ -165,7 +165,7 @@ export class CrmStrip {
   single(record, label) {
     return h(
       "div",
-      { class: "crm__row" },
+      { class: "crm__row crm__row--stack" },
       this.recordBlock(record, label),
       button(`Open ${record.name}`, {
         testid: "crm-open",
@@ -183,8 +183,8 @@ export class CrmStrip {
         : null;
     return h(
       "div",
-      { class: "crm__row", data: { testid: "crm-chosen" } },
-      this.recordBlock(plan.record, live ? "Call log goes to" : "Logged to"),
+      { class: `crm__row${change ? " crm__row--stack" : ""}`, data: { testid: "crm-chosen" } },
+      this.recordBlock(plan.record, live ? "Logging to" : "Logged to"),
       h(
         "div",
         { class: "crm__buttons" },
