@@ -80,6 +80,8 @@ class AsteriskSettings:
     ``PJSIP/(?P<ext>[a-z]+)``; empty: none."""
     trunk_pattern: str = ""
     """Regex (search) for devices that are always trunks, e.g. ``^PJSIP/carrier``; empty: none."""
+    dial_context: str = "from-internal"
+    """Dialplan context click-to-dial and transfers dial numbers in (Originate, BlindTransfer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class FreeswitchSettings:
     """SIP profiles of the agents' phones."""
     trunk_profiles: tuple[str, ...] = ("external",)
     """SIP profiles of carrier trunks."""
+    dial_context: str = "default"
+    """XML dialplan context click-to-dial and transfers dial in (originate, uuid_transfer)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -476,3 +476,89 @@ async def test_a_call_dialled_by_hand_on_a_record_page_is_logged_there(
     call_id = call.call_id()
     await until(lambda: _has(api.logged_calls("Contact", mark["id"]), call_id), what="the log")
     await api.close()
+
+
+SCREEN_POP_LOGIC = """async () => {
+  const sp = await import("/static/js/screenpop.js");
+  const link = await import("/static/js/crmlink.js");
+  const views = await import("/static/js/consoleviews.js");
+  const { salesforceOrigin } = await import("/static/js/softphone.js");
+  const cti = await import("/static/js/opencti.js");
+  const rec = (id, object = "Contact") => ({ id, object, name: `R ${id}`, matched_field: "phone" });
+  const card = (crm, more = {}) => ({ call_id: "c1", direction: "inbound", crm, ...more });
+  const plans = [
+    sp.popPlan(card({ status: "pending", number: "+4477" })).kind,
+    sp.popPlan(card({ status: "done", number: "+4477", matches: [rec("a")] })).kind,
+    sp.popPlan(card({ status: "done", number: "+4477", matches: [rec("a"), rec("b")] })).kind,
+    sp.popPlan(card({ status: "done", number: "+4477", matches: [] })).kind,
+    sp.popPlan(card({ status: "error", number: "+4477", matches: [] })).kind,
+    sp.popPlan(card({ status: "skipped", number: null, matches: [] })).kind,
+    sp.popPlan(card(undefined)).kind,
+    sp.popPlan(card({ status: "done", matches: [rec("a")] }, { direction: "internal" })).kind,
+    sp.popPlan(card({ status: "done", matches: [rec("a"), rec("b")] }), rec("b")).kind,
+  ];
+  const entry = (id, kind, started, direction = "inbound") =>
+    ({ card: { call_id: id, direction, started_at: started }, view: { kind } });
+  const focus = [
+    link.focusCall([entry("ring", "ringing", 20), entry("talk", "connected", 10)])?.call_id,
+    link.focusCall([entry("old", "ringing", 10), entry("new", "ringing", 20)])?.call_id,
+    link.focusCall([entry("int", "connected", 10, "internal"), entry("end", "ended", 5)]),
+  ];
+  const fields = views.orderedFields({ email: "a@b.example", last_name: "Ng", name: "x",
+    mobile_phone: "07700 900123", phone: null, first_name: "Al", created_at: 1, custom_x: "y" });
+  const api = (response, throws = false) => ({ m(args) {
+    if (throws) throw "refused"; setTimeout(() => args.callback(response), 0); } });
+  const outcome = (p) => p.then((v) => ["ok", v], (e) => ["error", e.message]);
+  return {
+    plans,
+    focus,
+    tails: [link.numberTail("0044 7700 900457"), link.numberTail("+447700900457"),
+      link.numberTail("101")],
+    fields: fields.map(([name]) => name),
+    labels: [sp.fieldLabel("mobile_phone"), sp.fieldLabel("MobilePhone"), sp.objectLabel("Lead")],
+    origins: [
+      salesforceOrigin("?mode=Lightning&sfdcIframeOrigin=https%3A%2F%2Fa.my.salesforce.com"),
+      salesforceOrigin("?mode=Lightning"),
+      salesforceOrigin(""),
+    ],
+    library: cti.libraryUrl("https://a.lightning.force.com"),
+    calls: [
+      await outcome(
+        cti.callOpenCti(api({ success: true, returnValue: { x: 1 }, errors: null }), "m")),
+      await outcome(cti.callOpenCti(api({ success: false, returnValue: null,
+        errors: [{ code: "INVALID_PARAM", description: "bad" }] }), "m")),
+      await outcome(cti.callOpenCti(api(null, true), "m")),
+      await outcome(cti.callOpenCti({ m() {} }, "m", {}, 30)),
+    ],
+  };
+}"""
+
+
+async def test_screen_pop_logic(demo: DemoSystem, pages: Pages) -> None:
+    page = await pages.open(f"{demo.http.url}/softphone")
+    result = await page.evaluate(SCREEN_POP_LOGIC)
+    assert result["plans"] == [
+        "pending",
+        "single",
+        "many",
+        "none",
+        "error",
+        "hidden",
+        "hidden",
+        "hidden",
+        "chosen",
+    ]
+    assert result["focus"] == ["talk", "new", None]
+    assert result["tails"] == ["700900457", "700900457", None]
+    assert result["fields"] == ["first_name", "last_name", "email", "mobile_phone", "custom_x"]
+    assert result["labels"] == ["Mobile", "Mobile", "Lead"]
+    assert result["origins"] == ["https://a.my.salesforce.com", None, None]
+    assert result["library"] == (
+        "https://a.lightning.force.com/support/api/57.0/lightning/opencti_min.js"
+    )
+    assert result["calls"] == [
+        ["ok", {"x": 1}],
+        ["error", "m INVALID_PARAM: bad"],
+        ["error", "refused"],
+        ["error", "Salesforce did not answer m"],
+    ]

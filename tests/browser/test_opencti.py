@@ -23,6 +23,7 @@ import pytest_asyncio
 from playwright.async_api import FrameLocator, Page, Route, expect
 
 from ctibridge.crm.base import CrmRef
+from ctibridge.demo.directory import DEMO
 from ctibridge.demo.scenarios import greg_from_unix
 from ctibridge.launcher import DemoSystem
 from tests.browser.conftest import WIDE, Pages, eventually, scripted_call
@@ -95,11 +96,12 @@ async def open_in_lightning(
     records: list[dict[str, Any]],
     *,
     ready: bool = True,
+    signed_in: bool = True,
 ) -> tuple[Page, FrameLocator]:
     """The fake Lightning page with the softphone in its utility bar (agent 101 signed in)."""
     lightning.set_records([host_record(r) for r in records])
     lightning.set_resolver(crm_records(demo))
-    lightning.frame(demo.http.url, demo.tokens["101"])
+    lightning.frame(demo.http.url, demo.tokens["101"] if signed_in else None)
     context = await pages.browser.new_context(
         viewport=WIDE,  # type: ignore[arg-type]
         locale="en-GB",
@@ -317,6 +319,27 @@ async def test_no_match_pops_new_and_a_record_created_in_the_softphone_gets_the_
 
 async def _is(value: Any, expected: Any) -> bool:
     return bool(value == expected)
+
+
+async def test_signing_in_inside_lightning_keeps_the_salesforce_parameters(
+    demo: DemoSystem, lightning: LightningHost, pages: Pages
+) -> None:
+    page, softphone = await open_in_lightning(
+        demo, lightning, pages, [], ready=False, signed_in=False
+    )
+    await expect(softphone.get_by_test_id("host-status")).to_have_attribute("data-state", "ready")
+    await page.get_by_test_id("sf-utility").click()  # the agent opens the phone panel
+    await expect(page.get_by_test_id("sf-panel")).to_have_attribute("data-visible", "true")
+    agent = DEMO.agent("101")
+    await softphone.get_by_label("Login").fill(agent.login)
+    await softphone.get_by_label("Password").fill(agent.password)
+    await softphone.get_by_role("button", name="Sign in").click()
+    await expect(softphone.get_by_test_id("connection")).to_have_attribute(
+        "data-status", "connected"
+    )
+    frame = next(f for f in page.frames if "/softphone?" in f.url)
+    assert frame.url == lightning.state.softphone_url  # every parameter, untouched
+    assert [c["methodName"] for c in lightning.calls()].count("notifyInitializationComplete") == 1
 
 
 async def test_when_open_cti_refuses_to_start_the_agent_is_told(

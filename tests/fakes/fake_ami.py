@@ -14,6 +14,15 @@ it), ``set_banner()``, ``requests()`` (every action received), ``push(bytes)`` (
 every logged-in client), ``push_event(headers)`` and ``replay(capture)`` (events, through
 each client's mask and filters), ``drop()`` (cut every connection), ``available = False``
 (the PBX is down: every new connection is closed at once).
+
+Call control: ``Originate`` is answered "queued" (``Async``), then plays what
+``set_originate(capture=..., failure=...)`` scripted: a genuine capture's events with its
+agent channel renamed to the action's ``ChannelId`` and its request variable set to the
+action's ``CTIBRIDGE_REQ`` (so the call is the one we asked for), or an
+``OriginateResponse: Failure`` with a ``Reason``. ``Hangup``, ``BlindTransfer``, ``Atxfer``,
+``Getvar`` and ``PlayDTMF`` succeed on the channels ``set_live(...)`` named (by Uniqueid or
+name, with their bridged peer) and answer Asterisk's own errors for any other.
+``raw_requests()`` keeps repeated keys (``Variable``).
 """
 
 from __future__ import annotations
@@ -178,6 +187,10 @@ class FakeAmi:
 
     def reset(self) -> None:
         self._requests: list[dict[str, str]] = []
+        self._raw: list[list[tuple[str, str]]] = []
+        self._live_channels: dict[str, str] = {}
+        self._originate_capture: Path | None = None
+        self._originate_failure: str | None = None
         self._responses: dict[str, Headers | None] = {}
         self._channels: list[dict[str, str]] = []
         self._during_listing: list[bytes] = []
@@ -203,6 +216,21 @@ class FakeAmi:
     def requests(self) -> list[dict[str, str]]:
         """Every action received, in order (repeated keys: the last value)."""
         return list(self._requests)
+
+    def raw_requests(self) -> list[list[tuple[str, str]]]:
+        """Every action received, in order, with repeated keys."""
+        return [list(r) for r in self._raw]
+
+    def set_live(self, channels: Mapping[str, str]) -> None:
+        """Channels (Uniqueid or name) the control actions may act on → their bridged peer's
+        channel name ("" when not bridged)."""
+        self._live_channels = dict(channels)
+
+    def set_originate(self, *, capture: Path | None = None, failure: str | None = None) -> None:
+        """What an ``Originate`` does after "queued": replay ``capture`` (the call), or fail
+        with ``OriginateResponse`` ``Reason: failure``; neither: nothing more."""
+        self._originate_capture = capture
+        self._originate_failure = failure
 
     def actions(self) -> list[str]:
         return [r.get("Action", "") for r in self._requests]
@@ -268,7 +296,9 @@ class FakeAmi:
             writer.write(self._banner + b"\r\n")
             while not writer.is_closing():
                 block = await reader.readuntil(b"\r\n\r\n")
-                action = dict(_headers(block))
+                pairs = _headers(block)
+                action = dict(pairs)
+                self._raw.append(pairs)
                 self._requests.append(action)
                 await self._answer(client, action)
                 await writer.drain()
@@ -386,6 +416,102 @@ class FakeAmi:
         self._reply(
             client, action, {"Response": "Success", "Ping": "Pong", "Timestamp": "1795267463.5"}
         )
+
+    # -- call control -------------------------------------------------------------------
+
+    def _on_originate(self, client: _Client, action: Mapping[str, str]) -> None:
+        if not action.get("Channel") or not action.get("Exten"):
+            self._reply(client, action, {"Response": "Error", "Message": "Channel not specified"})
+            return
+        self._reply(
+            client, action, {"Response": "Success", "Message": "Originate successfully queued"}
+        )
+        messages: list[bytes] = []
+        if self._originate_failure is not None:
+            messages.append(self._originate_response(action, self._originate_failure))
+        elif self._originate_capture is not None:
+            messages = self._originated(action, self._originate_capture)
+        for message in messages:
+            if client.wants(message):
+                client.writer.write(message)
+
+    def _originated(self, action: Mapping[str, str], capture: Path) -> list[bytes]:
+        """The capture's events, renamed to the call this action asked for."""
+        events = capture_events(capture)
+        old_id = dict(_headers(events[0]))["Uniqueid"].encode()
+        new_id = action.get("ChannelId", old_id.decode()).encode()
+        name, value = self._request_variable()
+        out = []
+        for event in events:
+            event = event.replace(old_id, new_id)
+            event = re.sub(
+                rb"Variable: CTI_REQUEST\r\nValue: [^\r]*",
+                f"Variable: {name}\r\nValue: {value}".encode(),
+                event,
+            )
+            if event.startswith(b"Event: OriginateResponse"):
+                event = re.sub(
+                    rb"ActionID: [^\r]*", f"ActionID: {action['ActionID']}".encode(), event
+                )
+            out.append(event)
+        return out
+
+    def _request_variable(self) -> tuple[str, str]:
+        for key, item in reversed(self._raw[-1]):
+            if key == "Variable" and "CTIBRIDGE_REQ=" in item:
+                name, _sep, value = item.partition("=")
+                return name, value
+        return "CTI_REQUEST", "none"
+
+    def _originate_response(self, action: Mapping[str, str], reason: str) -> bytes:
+        return event_bytes(
+            {
+                "Event": "OriginateResponse",
+                "Privilege": "call,all",
+                "ActionID": action.get("ActionID", ""),
+                "Response": "Failure",
+                "Channel": action.get("Channel", ""),
+                "Context": action.get("Context", ""),
+                "Exten": action.get("Exten", ""),
+                "Reason": reason,
+                "Uniqueid": "<null>",
+                "CallerIDNum": "<unknown>",
+                "CallerIDName": "<unknown>",
+            }
+        )
+
+    def _on_leg(
+        self, client: _Client, action: Mapping[str, str], done: Headers, missing: str
+    ) -> None:
+        if action.get("Channel", "") in self._live_channels:
+            self._reply(client, action, done)
+        else:
+            self._reply(client, action, {"Response": "Error", "Message": missing})
+
+    def _on_hangup(self, client: _Client, action: Mapping[str, str]) -> None:
+        done = {"Response": "Success", "Message": "Channel Hungup"}
+        self._on_leg(client, action, done, "No such channel")
+
+    def _on_blindtransfer(self, client: _Client, action: Mapping[str, str]) -> None:
+        done = {"Response": "Success", "Message": "Transfer succeeded"}
+        self._on_leg(client, action, done, "No such channel")
+
+    def _on_atxfer(self, client: _Client, action: Mapping[str, str]) -> None:
+        done = {"Response": "Success", "Message": "Atxfer successfully queued"}
+        self._on_leg(client, action, done, "No such channel")
+
+    def _on_playdtmf(self, client: _Client, action: Mapping[str, str]) -> None:
+        done = {"Response": "Success", "Message": "DTMF successfully queued"}
+        if action.get("Channel", "") in self._live_channels.values():
+            self._reply(client, action, done)
+        else:
+            self._reply(client, action, {"Response": "Error", "Message": "Channel not found"})
+
+    def _on_getvar(self, client: _Client, action: Mapping[str, str]) -> None:
+        peer = self._live_channels.get(action.get("Channel", ""), "")
+        value = peer if action.get("Variable") == "BRIDGEPEER" else ""
+        done = {"Response": "Success", "Variable": action.get("Variable", ""), "Value": value}
+        self._on_leg(client, action, done, "No such channel")
 
     def _on_logoff(self, client: _Client, action: Mapping[str, str]) -> None:
         self._reply(client, action, {"Response": "Goodbye", "Message": "Thanks for all the fish."})

@@ -13,6 +13,15 @@ sent just before its answer), ``set_greeting()``, ``requests()`` (every command 
 received), ``push(bytes)`` (raw, to every authenticated client), ``push_event(headers)`` and
 ``replay(capture)`` (events, through each client's subscription), ``drop()``,
 ``available = False`` (the PBX is down: every new connection is closed at once).
+
+Call control: ``bgapi <command>`` (with its ``Job-UUID`` header) is answered ``+OK
+Job-UUID: …``. A ``bgapi originate`` then plays what ``set_originate(capture=...,
+failure=...)`` scripted: a genuine capture's events with its agent leg renamed to the
+command's ``origination_uuid``, its request variable set to the command's ``ctibridge_req``
+and its ``BACKGROUND_JOB`` to the command's job; or only a ``BACKGROUND_JOB`` whose result is
+``-ERR <failure>``. ``api uuid_kill|uuid_hold|uuid_transfer|uuid_send_dtmf|uuid_getvar``
+answer ``+OK`` (``uuid_getvar … bridge_uuid``: the peer) on the legs ``set_live(...)`` named,
+and ``-ERR No such channel!`` on any other.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -149,6 +159,9 @@ class FakeEsl:
         self._rows: list[dict[str, Any]] = []
         self._during_listing: list[bytes] = []
         self._greeting = AUTH_REQUEST
+        self._live_legs: dict[str, str] = {}
+        self._originate_capture: Path | None = None
+        self._originate_failure: str | None = None
         self.connections = 0
         self.available = True
         """False: every new connection is closed at once (the PBX is down)."""
@@ -169,6 +182,16 @@ class FakeEsl:
         """The rows of ``show channels as json``, and events sent just before its answer."""
         self._rows = [dict(r) for r in rows]
         self._during_listing = [event_frame(e) for e in during_listing]
+
+    def set_live(self, legs: Mapping[str, str]) -> None:
+        """Legs the uuid_* commands may act on → their bridged peer's uuid ("": none)."""
+        self._live_legs = dict(legs)
+
+    def set_originate(self, *, capture: Path | None = None, failure: str | None = None) -> None:
+        """What a ``bgapi originate`` does: replay ``capture`` (the call), or end its job
+        with ``-ERR <failure>``; neither: nothing more."""
+        self._originate_capture = capture
+        self._originate_failure = failure
 
     def requests(self) -> list[str]:
         """Every command block received, in order (``auth …``, ``event plain …``, ``api …``)."""
@@ -254,8 +277,12 @@ class FakeEsl:
             client.writer.write(frame("command/reply", Reply_Text="-ERR command not found"))
         elif verb == "event":
             self._on_event(client, args)
+        elif verb == "api" and args.startswith("uuid_"):
+            self._on_uuid(client, args)
         elif verb == "api":
             self._on_api(client, args)
+        elif verb == "bgapi":
+            self._on_bgapi(client, args)
         elif verb == "exit":
             client.writer.write(frame("command/reply", Reply_Text="+OK bye"))
             self._disconnect(client)
@@ -296,3 +323,73 @@ class FakeEsl:
         else:
             body = f"-ERR {args.partition(' ')[0]} Command not found!\n".encode()
         client.writer.write(frame("api/response", body))
+
+    # -- call control ---------------------------------------------------------------------
+
+    def _on_uuid(self, client: _Client, args: str) -> None:
+        command, *words = args.split()
+        legs = [w for w in words if w in self._live_legs]
+        if command == "uuid_send_dtmf":
+            legs = [w for w in words[:1] if w in self._live_legs.values()]
+        if not legs:
+            body = "-ERR No such channel!\n"
+        elif command == "uuid_getvar" and words[1:] == ["bridge_uuid"]:
+            body = self._live_legs[legs[0]] or "_undef_"
+        else:
+            body = "+OK\n"
+        client.writer.write(frame("api/response", body.encode()))
+
+    def _on_bgapi(self, client: _Client, args: str) -> None:
+        line, _sep, header = args.partition("\n")
+        job = header.partition(":")[2].strip()
+        client.writer.write(frame("command/reply", Reply_Text=f"+OK Job-UUID: {job}", Job_UUID=job))
+        command, _sep, rest = line.partition(" ")
+        if command != "originate":
+            return
+        frames: list[bytes] = []
+        if self._originate_failure is not None:
+            frames.append(_job_frame(job, rest, f"-ERR {self._originate_failure}\n"))
+        elif self._originate_capture is not None:
+            frames = _originated(self._originate_capture, job, rest)
+        for raw in frames:
+            if client.wants(raw):
+                client.writer.write(raw)
+
+
+def _job_frame(job: str, arg: str, result: str) -> bytes:
+    head = (
+        f"Event-Name: BACKGROUND_JOB\nJob-UUID: {job}\nJob-Command: originate\n"
+        f"Job-Command-Arg: {quote(arg, safe='')}\nContent-Length: {len(result)}\n\n"
+    )
+    return frame("text/event-plain", (head + result).encode())
+
+
+def _originated(capture: Path, job: str, arg: str) -> list[bytes]:
+    """The capture's events, renamed to the call this originate asked for."""
+    found = dict(re.findall(r"(origination_uuid|ctibridge_req)=([^,}]*)", arg))
+    bodies = [raw.partition(b"\n\n")[2].decode() for raw in capture_events(capture)]
+    renames: dict[str, str] = {}
+    for body in bodies:
+        leg = found.get("origination_uuid")
+        if _header(body, "Event-Name") == "CHANNEL_CREATE" and leg and leg not in renames.values():
+            renames[_header(body, "Unique-ID")] = leg  # the first leg: the agent's
+        if _header(body, "Event-Name") == "BACKGROUND_JOB":
+            renames.setdefault(_header(body, "Job-UUID"), job)
+    out = []
+    for body in bodies:
+        for old, new in renames.items():
+            body = body.replace(old, new)
+        body = re.sub(
+            r"variable_cti_request: [^\n]*",
+            f"variable_ctibridge_req: {found.get('ctibridge_req', '')}",
+            body,
+        )
+        out.append(frame("text/event-plain", body.encode()))
+    return out
+
+
+def _header(body: str, name: str) -> str:
+    for line in body.split("\n\n", 1)[0].splitlines():
+        if line.startswith(f"{name}: "):
+            return line.removeprefix(f"{name}: ")
+    return ""

@@ -8,6 +8,12 @@ in order, in batches. Events that arrive before the resync is handed on wait in 
 A ``Ping`` every ``ping_interval`` keeps the session honest. A broken stream (FrameError,
 wrong banner), a silent or closed socket: backoff, reconnect, log in, resync. Refused
 credentials are fatal (PbxAuthError).
+
+Call control (``connectors/ami_control.py``) sends its actions on this same session
+(``session()``: no second login): ``action()`` awaits the reply by ``ActionID``,
+``expect()`` the first later event carrying a given ActionID or Uniqueid (an
+``OriginateResponse``, the originated channel's ``Newchannel``), and ``allow()`` adds a
+filter for an event the mapper does not read, once per session, on first use.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from ctibridge.callstate.events import ChannelEvent
 from ctibridge.config import AsteriskSettings
 from ctibridge.connectors.base import EventSink, Reconnector
 from ctibridge.errors import FieldError, FrameError, PbxAuthError, PbxUnavailable
-from ctibridge.protocols.ami import AmiMessage, AmiProtocol
+from ctibridge.protocols.ami import AmiMessage, AmiProtocol, Headers
 
 __all__ = ["EVENT_MASK", "FILTERS", "ORIGIN_VARS", "AmiConnector"]
 
@@ -92,6 +98,8 @@ class _Manager:
         self._queue: asyncio.Queue[tuple[AmiMessage, float] | BaseException] = asyncio.Queue()
         self._banner = asyncio.get_running_loop().create_future()
         self._failure: BaseException | None = None
+        self._expected: dict[str, asyncio.Future[AmiMessage]] = {}
+        self._allowed: set[str] = set()
         self.received = 0
 
     async def banner(self) -> str:
@@ -107,6 +115,41 @@ class _Manager:
     async def collect(self, send: Callable[[AmiProtocol], str]) -> list[AmiMessage]:
         """Send one list action; its reply, the listed events and the ``…Complete`` event."""
         return await self._request(send, listing=True)
+
+    async def action(
+        self, name: str, headers: Headers = (), *, action_id: str | None = None
+    ) -> AmiMessage:
+        """Send one action on this session (call control); its reply."""
+        return await self.ask(lambda p: p.send_action(name, headers, action_id))
+
+    def expect(self, *keys: str) -> asyncio.Future[AmiMessage]:
+        """The first event from now on whose ActionID or Uniqueid is one of ``keys``.
+        Cancel the future to stop waiting; it fails with the session."""
+        future: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()
+        if self._failure is not None:
+            future.set_exception(self._failure)
+            return future
+        for key in keys:
+            self._expected[key] = future
+
+        def forget(_done: asyncio.Future[AmiMessage]) -> None:
+            for key in keys:
+                if self._expected.get(key) is future:
+                    del self._expected[key]
+
+        future.add_done_callback(forget)
+        return future
+
+    async def allow(self, event: str) -> None:
+        """Let ``event`` through this session's filters as well (once per session)."""
+        if event in self._allowed:
+            return
+        reply = await self.ask(_add_filter(f"Event: {event}[[:space:]]"))
+        self._allowed.add(event)
+        if (reply.get("Response") or "").lower() != "success":
+            logger.warning(
+                "asterisk %s: filter for %s refused: %s", self._where, event, reply.get("Message")
+            )
 
     async def _request(
         self, send: Callable[[AmiProtocol], str], *, listing: bool
@@ -165,6 +208,8 @@ class _Manager:
                 self._banner.set_result(self.protocol.banner)
 
     def _dispatch(self, message: AmiMessage, at: float) -> None:
+        if self._expected and message.is_event:
+            self._match(message)
         pending = self._pending.get(message.action_id or "")
         if pending is not None:
             pending.add(message)
@@ -173,11 +218,18 @@ class _Manager:
             if message.name in EVENT_NAMES:  # skip the rest before it reaches the mapper
                 self._queue.put_nowait((message, at))
 
+    def _match(self, message: AmiMessage) -> None:
+        for key in (message.action_id, message.channel_id):
+            future = self._expected.get(key or "")
+            if future is not None and not future.done():
+                future.set_result(message)
+
     def fail(self, reason: BaseException) -> None:
         if self._failure is not None:
             return
         self._failure = reason
-        for future in [self._banner, *(p.future for p in self._pending.values())]:
+        waiting = [self._banner, *(p.future for p in self._pending.values())]
+        for future in [*waiting, *self._expected.values()]:
             if not future.done():
                 future.set_exception(reason)
         self._queue.put_nowait(reason)
@@ -242,6 +294,12 @@ class AmiConnector:
             "events_received": self._received + (link.received if link else 0),
             "events_skipped": self._skipped,
         }
+
+    def session(self) -> _Manager:
+        """The logged-in session, for call control; PbxUnavailable while there is none."""
+        if self._link is None:
+            raise PbxUnavailable(f"asterisk {self._where} is not connected")
+        return self._link
 
     async def run(self) -> None:
         """Connect, stream, reconnect on trouble. Raises PbxAuthError when login is refused."""

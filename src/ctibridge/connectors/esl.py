@@ -9,6 +9,12 @@ honest. The switch answers commands in the order they were sent, so replies are 
 first-in first-out. A broken stream (FrameError), a disconnect notice, a silent or closed
 socket: backoff, reconnect, resync. A refused password or an ACL rejection is fatal
 (PbxAuthError).
+
+Call control (``connectors/esl_control.py``) sends its commands on this same session
+(``session()``: no second connection): ``api()`` and ``bgapi()`` await the command's reply,
+``expect()`` the first later event carrying a given ``Job-UUID`` or ``Unique-ID`` (the
+``BACKGROUND_JOB`` of a ``bgapi``, the originated channel's first event), and ``allow()``
+subscribes to an event the mapper does not read, once per session, on first use.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from ctibridge.callstate.freeswitch import EVENT_NAMES, FreeswitchMapper
 from ctibridge.config import FreeswitchSettings
 from ctibridge.connectors.base import EventSink, Reconnector
 from ctibridge.errors import FieldError, FrameError, PbxAuthError, PbxUnavailable
-from ctibridge.protocols.esl import EslMessage, EslProtocol
+from ctibridge.protocols.esl import EslEvent, EslMessage, EslProtocol
 
 __all__ = ["SUBSCRIPTION", "EslConnector"]
 
@@ -59,6 +65,8 @@ class _EventSocket:
         self._queue: asyncio.Queue[EslMessage | BaseException] = asyncio.Queue()
         self._greeting: asyncio.Future[EslMessage] = asyncio.get_running_loop().create_future()
         self._failure: BaseException | None = None
+        self._expected: dict[str, asyncio.Future[EslEvent]] = {}
+        self._allowed: set[str] = set()
         self.received = 0
 
     async def greeting(self) -> EslMessage:
@@ -82,6 +90,46 @@ class _EventSocket:
             return await asyncio.wait_for(future, self._timeout)
         except TimeoutError as exc:  # replies are matched in order: this stream is lost
             raise PbxUnavailable(f"freeswitch {self._where}: no reply in time") from exc
+
+    async def api(self, command: str, args: str = "") -> EslMessage:
+        """A blocking ``api`` command on this session (call control); its ``api/response``."""
+        return await self.ask(lambda p: p.api(command, args))
+
+    async def bgapi(self, command: str, args: str, job_uuid: str) -> EslMessage:
+        """A ``bgapi`` command; its ``command/reply`` (``+OK Job-UUID: …``). The result
+        comes later as a ``BACKGROUND_JOB`` event with ``job_uuid`` (see ``expect``)."""
+
+        def send(protocol: EslProtocol) -> None:
+            protocol.bgapi(command, args, job_uuid)
+
+        return await self.ask(send)
+
+    def expect(self, *keys: str) -> asyncio.Future[EslEvent]:
+        """The first event from now on whose ``Job-UUID`` or ``Unique-ID`` is one of
+        ``keys``. Cancel the future to stop waiting; it fails with the session."""
+        future: asyncio.Future[EslEvent] = asyncio.get_running_loop().create_future()
+        if self._failure is not None:
+            future.set_exception(self._failure)
+            return future
+        for key in keys:
+            self._expected[key] = future
+
+        def forget(_done: asyncio.Future[EslEvent]) -> None:
+            for key in keys:
+                if self._expected.get(key) is future:
+                    del self._expected[key]
+
+        future.add_done_callback(forget)
+        return future
+
+    async def allow(self, event: str) -> None:
+        """Subscribe to ``event`` as well (once per session; subscriptions add up)."""
+        if event in self._allowed:
+            return
+        reply = await self.ask(lambda p: p.subscribe([event]))
+        if not reply.ok:
+            raise PbxUnavailable(f"freeswitch: subscription to {event} refused: {reply.reply_text}")
+        self._allowed.add(event)
 
     async def read(self) -> None:
         """Read until the socket closes or the stream breaks, then queue the reason."""
@@ -121,6 +169,8 @@ class _EventSocket:
                 if not future.done():
                     future.set_result(frame)
         elif frame.is_event:
+            if self._expected:
+                self._match(frame)
             self.received += 1
             name = frame.event_name
             if name is None or name in EVENT_NAMES:  # JSON, or one the mapper reads
@@ -131,11 +181,22 @@ class _EventSocket:
         elif kind == "text/rude-rejection":
             self.fail(PbxAuthError(f"freeswitch {self._where}: rejected: {frame.text.strip()}"))
 
+    def _match(self, frame: EslMessage) -> None:
+        try:
+            event = frame.event()
+        except FieldError:
+            return
+        for key in (event.get("Job-UUID"), event.channel_id):
+            future = self._expected.get(key or "")
+            if future is not None and not future.done():
+                future.set_result(event)
+
     def fail(self, reason: BaseException) -> None:
         if self._failure is not None:
             return
         self._failure = reason
-        for future in [self._greeting, *self._replies]:
+        waiting: list[asyncio.Future[Any]] = [self._greeting, *self._replies]
+        for future in [*waiting, *self._expected.values()]:
             if not future.done():
                 future.set_exception(reason)
         self._queue.put_nowait(reason)
@@ -195,6 +256,12 @@ class EslConnector:
             "events_received": self._received + (link.received if link else 0),
             "events_skipped": self._skipped,
         }
+
+    def session(self) -> _EventSocket:
+        """The authenticated session, for call control; PbxUnavailable while there is none."""
+        if self._link is None:
+            raise PbxUnavailable(f"freeswitch {self._where} is not connected")
+        return self._link
 
     async def run(self) -> None:
         """Connect, stream, reconnect on trouble. Raises PbxAuthError when refused."""

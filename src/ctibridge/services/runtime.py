@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from ctibridge.bus.memory import MemoryBus
 from ctibridge.config import Settings
 from ctibridge.connectors.ami import AmiConnector
+from ctibridge.connectors.ami_control import AsteriskControl
 from ctibridge.connectors.esl import EslConnector
+from ctibridge.connectors.esl_control import FreeswitchControl
 from ctibridge.connectors.kazoo import KazooConnector
 from ctibridge.connectors.kazoo_auth import CrossbarAuth
 from ctibridge.connectors.kazoo_control import KazooControl
@@ -173,6 +175,15 @@ async def build_services(settings: Settings, *, storage: Storage | None = None) 
             )
         )
         controls["kazoo"] = KazooControl(settings.kazoo, auth=kazoo_auth)
+    digits = settings.calls.internal_digits
+    if settings.asterisk.enabled:  # control rides on the connector's one AMI session
+        ami = AmiConnector(settings.asterisk, sink=calls, internal_digits=digits)
+        services.connectors.append(ami)
+        controls["asterisk"] = AsteriskControl(settings.asterisk, connector=ami)
+    if settings.freeswitch.enabled:  # control rides on the connector's one ESL session
+        esl = EslConnector(settings.freeswitch, sink=calls, internal_digits=digits)
+        services.connectors.append(esl)
+        controls["freeswitch"] = FreeswitchControl(settings.freeswitch, connector=esl)
     services.call_control = CallControlService(
         calls=calls,
         crm_logging=services.crm_logging,
@@ -181,15 +192,6 @@ async def build_services(settings: Settings, *, storage: Storage | None = None) 
         region=settings.calls.default_region,
         internal_digits=settings.calls.internal_digits,
     )
-    digits = settings.calls.internal_digits
-    if settings.asterisk.enabled:
-        services.connectors.append(
-            AmiConnector(settings.asterisk, sink=calls, internal_digits=digits)
-        )
-    if settings.freeswitch.enabled:
-        services.connectors.append(
-            EslConnector(settings.freeswitch, sink=calls, internal_digits=digits)
-        )
     return services
 
 

@@ -96,15 +96,17 @@ class LightningHost:
 
     # -- control plane -------------------------------------------------------------------
 
-    def frame(self, ctibridge_url: str, token: str, *, extra_query: str = "") -> str:
-        """Embed ctibridge's softphone the way Lightning does (plus a sign-in fragment)."""
+    def frame(self, ctibridge_url: str, token: str | None, *, extra_query: str = "") -> str:
+        """Embed ctibridge's softphone the way Lightning does (plus a sign-in fragment, when
+        there is a token)."""
         query = (
             f"mode=Lightning&sfdcIframeOrigin={quote(self.origin, safe='')}"
             "&isdtp=vw&clc=1&ltn_app_id=06m5g000001TeStAAC&nonce=a1b2c3d4e5f6"
         )
         if extra_query:
             query += f"&{extra_query}"
-        self.state.softphone_url = f"{ctibridge_url}/softphone?{query}#token={token}"
+        fragment = f"#token={token}" if token else ""
+        self.state.softphone_url = f"{ctibridge_url}/softphone?{query}{fragment}"
         self.state.softphone_origin = ctibridge_url
         return self.state.softphone_url
 

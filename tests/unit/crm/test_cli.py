@@ -1,7 +1,7 @@
 """``ctibridge crm import|export|lookup|seed-demo`` end to end, on SQLite and PostgreSQL.
 
-Until ``cli.py`` wires the ``crm`` command in, the commands run through
-``ctibridge.crm.cli.main`` (the same parser and ``run``), and once as a subprocess.
+The commands run in-process through ``ctibridge.crm.cli.main`` (the parser ``cli.py``
+wires in, and ``run``), and once as ``python -m ctibridge crm ...`` in a subprocess.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def test_runs_as_a_program(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTIBRIDGE_")}
 
     def program(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "ctibridge.crm.cli", "crm", *args]
+        argv = [sys.executable, "-m", "ctibridge", "crm", *args]
         argv += ["--data-dir", str(data), "--tenant", "t1"]
         return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
 

@@ -31,12 +31,17 @@ const $ = (role) => document.querySelector(`[data-role="${role}"]`);
 export function parseRoute(loc = window.location) {
   const match = loc.pathname.match(/^\/console\/records\/([^/]+)\/([^/]+)\/?$/);
   if (match) {
-    return { view: "record", object: decodeURIComponent(match[1]), id: decodeURIComponent(match[2]) };
+    const [object, id] = [match[1], match[2]].map(decodeURIComponent);
+    return { view: "record", object, id };
   }
   const params = new URLSearchParams(loc.search);
   const wanted = params.get("object");
   const object = OBJECTS.some((o) => o.name === wanted) ? wanted : OBJECTS[0].name;
   return { view: "list", object, q: params.get("q") ?? "" };
+}
+
+function columnsOf(object) {
+  return ["Name", object === "Account" ? "Industry" : "Company", "Phone", "Email", "Last call"];
 }
 
 class Console {
@@ -140,11 +145,19 @@ class Console {
       type: "search",
       value: query,
       placeholder: `Search ${pluralOf(object).toLowerCase()} by name, company, email or number`,
-      attrs: { "aria-label": `Search ${pluralOf(object).toLowerCase()}`, "data-testid": "record-search" },
+      attrs: {
+        "aria-label": `Search ${pluralOf(object).toLowerCase()}`,
+        "data-testid": "record-search",
+      },
       on: { input: (event) => this.searchSoon(object, event.target.value) },
     });
     const rows = h("tbody", { data: { role: "record-rows" } });
-    const more = h("button", { class: "button more-button", type: "button", text: "Show more", hidden: true });
+    const more = h("button", {
+      class: "button more-button",
+      type: "button",
+      text: "Show more",
+      hidden: true,
+    });
     const status = h("div", { class: "records__status" });
     const formSlot = h("div", { class: "records__form" });
     const newButton =
@@ -184,8 +197,8 @@ class Console {
             h(
               "tr",
               {},
-              ["Name", object === "Account" ? "Industry" : "Company", "Phone", "Email", "Last call"].map(
-                (text, i) => h("th", { scope: "col", class: i === 4 ? "num" : "", text }),
+              columnsOf(object).map((text, i) =>
+                h("th", { scope: "col", class: i === 4 ? "num" : "", text }),
               ),
             ),
           ),
@@ -276,7 +289,11 @@ class Console {
     const request = ++this.request;
     if (this.shown?.object !== object || this.shown?.id !== id) {
       this.main.replaceChildren(
-        h("div", { class: "records__loading", text: "Loading…", data: { testid: "record-loading" } }),
+        h("div", {
+          class: "records__loading",
+          text: "Loading…",
+          data: { testid: "record-loading" },
+        }),
       );
     }
     let record;
@@ -290,7 +307,9 @@ class Console {
         this.crumbs(object, missing ? "Not found" : "Error"),
         emptyState(
           "search",
-          missing ? `No such ${objectLabel(object).toLowerCase()}` : "The record could not be loaded",
+          missing
+            ? `No such ${objectLabel(object).toLowerCase()}`
+            : "The record could not be loaded",
           missing ? "It may have been deleted, or the link is wrong." : exc.message,
           "record-error",
         ),
@@ -333,10 +352,18 @@ class Console {
             }),
           ),
         )
-      : emptyState("history", "No calls yet", "Calls logged to this record are listed here.", "activities-empty");
+      : emptyState(
+          "history",
+          "No calls yet",
+          "Calls logged to this record are listed here.",
+          "activities-empty",
+        );
     return h(
       "article",
-      { class: "record", data: { testid: "record-page", object: record.object, recordId: record.id } },
+      {
+        class: "record",
+        data: { testid: "record-page", object: record.object, recordId: record.id },
+      },
       this.crumbs(record.object, record.name),
       h(
         "div",
@@ -392,18 +419,17 @@ class Console {
   showCallLink() {
     const box = this.main.querySelector("[data-role=call-link]");
     if (!box || !this.shown) return;
-    const entries = [...this.softphone.live.values()].map(({ card, view }) => ({
-      card,
-      view: view.view,
-    }));
-    const call = focusCall(entries);
-    const choice = call ? this.crm.choiceFor(call.call_id) : null;
-    const here = choice && choice.object === this.shown.object && choice.id === this.shown.id;
+    const call = focusCall(this.softphone.liveEntries());
+    // The server's rule: the record chosen for the call, else its only match.
+    const plan = call ? this.crm.plan(call) : null;
+    const record = plan?.kind === "chosen" || plan?.kind === "single" ? plan.record : null;
+    const here = record?.object === this.shown.object && record?.id === this.shown.id;
     box.hidden = !here;
     if (here) {
       const party = this.softphone.partyText(call);
-      const who = /\d/.test(party) && choice.name ? `${choice.name} (${party})` : party;
-      setText(box.querySelector("[data-role=call-link-text]"), `On a call with ${who}: the call is logged to this record.`);
+      const who = /\d/.test(party) && record.name ? `${record.name} (${party})` : party;
+      const text = `On a call with ${who}: the call is logged to this record.`;
+      setText(box.querySelector("[data-role=call-link-text]"), text);
     }
   }
 
@@ -421,12 +447,12 @@ class Console {
     this.showCallLink();
   }
 
-  /** A ringing inbound call with one match opens it (once); an ended call refreshes the
-   *  open record's history, where its log is about to land. */
+  /** A ringing inbound call with one match opens it (once; not while the agent talks on
+   *  another call); an ended call refreshes the open record, where its log is to land. */
   onCard(card, view, plan) {
     const id = card.call_id;
     const ringing = view.kind === "ringing" && card.direction === "inbound";
-    if (ringing && plan.kind === "single" && !this.popped.has(id)) {
+    if (ringing && plan.kind === "single" && !this.popped.has(id) && !this.talking(id)) {
       this.popped.add(id);
       this.crm.open(id, plan.record);
     }
@@ -435,6 +461,13 @@ class Console {
       if (this.shown) this.reloadHistorySoon();
     }
     this.showCallLink();
+  }
+
+  /** Whether the agent is talking on a call other than `callId`. */
+  talking(callId) {
+    const busy = ({ card, view }) =>
+      card.call_id !== callId && ["connected", "held"].includes(view?.kind);
+    return this.softphone.liveEntries().some(busy);
   }
 
   reloadHistorySoon() {

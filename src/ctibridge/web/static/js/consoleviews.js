@@ -158,7 +158,9 @@ export function recordRow(record, { home, dial, now }) {
       "td",
       {},
       first ? dialLink(first.number, home, dial, { label: record.name }) : null,
-      phones.length > 1 ? h("span", { class: "more-phones", text: ` +${phones.length - 1}` }) : null,
+      phones.length > 1
+        ? h("span", { class: "more-phones", text: ` +${phones.length - 1}` })
+        : null,
     ),
     h("td", { class: "muted-cell", text: record.fields?.email ?? "" }),
     h("td", { class: "num muted-cell", text: last ? dayAndTime(last, now) : "—" }),
@@ -199,6 +201,11 @@ export function detailsList(record, ctx) {
   return h("dl", { class: "details", data: { testid: "record-fields" } }, rows);
 }
 
+/** "Call" for the main phone, "Call mobile" for the others. */
+function callLabel(field) {
+  return /^phone$/i.test(field) ? "Call" : `Call ${fieldLabel(field).toLowerCase()}`;
+}
+
 /** The record page's header: who, and a call button per number. */
 export function recordHead(record, { home, dial }) {
   const f = record.fields ?? {};
@@ -213,7 +220,7 @@ export function recordHead(record, { home, dial }) {
         on: { click: () => dial(number) },
       },
       icon("phone"),
-      h("span", { text: /^phone$/i.test(field) ? "Call" : `Call ${fieldLabel(field).toLowerCase()}` }),
+      h("span", { text: callLabel(field) }),
     ),
   );
   return h(
@@ -226,7 +233,11 @@ export function recordHead(record, { home, dial }) {
       h(
         "div",
         { class: "record__kicker" },
-        h("span", { class: "object-chip", data: { object: record.object }, text: objectLabel(record.object) }),
+        h("span", {
+          class: "object-chip",
+          data: { object: record.object },
+          text: objectLabel(record.object),
+        }),
       ),
       h("h1", { class: "record__name", data: { testid: "record-name" }, text: record.name }),
       sub.length ? h("p", { class: "record__sub", text: sub.join(" · ") }) : null,
@@ -264,7 +275,10 @@ export function activityRow(activity, { agents, now, play }) {
     },
     h(
       "span",
-      { class: `history-row__icon history-row__icon--${direction.key}`, attrs: { title: direction.label } },
+      {
+        class: `history-row__icon history-row__icon--${direction.key}`,
+        attrs: { title: direction.label },
+      },
       icon(direction.key),
     ),
     h(

@@ -9,6 +9,8 @@ import { popPlan, recordRef, sameRecord } from "./screenpop.js";
 /** How long after a click-to-dial its call may appear (the agent's phone rings first). */
 const DIAL_WINDOW_S = 120;
 const MATCH_DIGITS = 9;
+/** A navigation this soon after we showed a record for a call belongs to that call. */
+const EXPECT_S = 15;
 
 const TALKING = new Set(["connected", "held"]);
 const LIVE = new Set(["ringing", "dialling", "connected", "held"]);
@@ -64,6 +66,7 @@ export class CrmLink {
     this.seen = new Set(); // call ids already looked at (new-call rules run once)
     this.lookups = false; // whether the server has looked a caller up (it has a CRM)
     this.viewing = null; // the record the agent has open in the host, if any
+    this.expected = null; // {callId, records, until}: a navigation we caused for a call
   }
 
   setHost(host) {
@@ -72,11 +75,6 @@ export class CrmLink {
 
   plan(card) {
     return popPlan(card, this.choices.get(card.call_id) ?? null);
-  }
-
-  /** The record the call's log goes to, as far as this page knows. */
-  choiceFor(callId) {
-    return this.choices.get(callId) ?? null;
   }
 
   setChoice(callId, record) {
@@ -107,13 +105,24 @@ export class CrmLink {
    *  beside the softphone (the console, Salesforce). */
   async pick(callId, record) {
     const ok = await this.choose(callId, record);
-    if (ok && this.host.opensPicks) this.host.openRecord(recordRef(record), callId);
+    if (ok && this.host.opensPicks) this.show(callId, record);
   }
 
   /** "Open" on a card: the record is chosen for the call and shown by the host. */
   async open(callId, record) {
     await this.choose(callId, record);
+    this.show(callId, record);
+  }
+
+  /** The host shows `record` for the call: the navigation that follows is that call's. */
+  show(callId, record) {
+    this.expectNavigation(callId, [record]);
     this.host.openRecord(recordRef(record), callId);
+  }
+
+  /** We are about to make the host navigate to one of `records` for the call. */
+  expectNavigation(callId, records) {
+    this.expected = { callId, records: records.map(recordRef), until: this.now() + EXPECT_S };
   }
 
   /** "New" on a card: create the record with the call's id, so the log goes to it. */
@@ -121,7 +130,7 @@ export class CrmLink {
     const created = await this.api.createRecord(object, fields, callId);
     this.setChoice(callId, created);
     this.toast(`${created.name} was created; the call will be logged there.`, "ok");
-    this.host.openRecord(recordRef(created), callId);
+    this.show(callId, created);
     return created;
   }
 
@@ -144,12 +153,21 @@ export class CrmLink {
     return true;
   }
 
-  /** The agent opened `record` in the host (null: a page that is not a record). During a
-   *  call, that record gets the call's log. */
+  /** The host shows `record` (null: a page that is not a record). During a call, that
+   *  record gets the call's log: the call we showed it for, else the agent's current call. */
   recordViewed(record) {
     this.viewing = record ? recordRef(record) : null;
+    if (!this.viewing) return;
+    const expected = this.expected;
+    if (expected && this.now() < expected.until) {
+      if (expected.records.some((r) => sameRecord(r, this.viewing))) {
+        this.expected = null;
+        this.choose(expected.callId, this.viewing);
+        return;
+      }
+    }
     const call = focusCall(this.entries());
-    if (call && this.viewing) this.choose(call.call_id, this.viewing);
+    if (call) this.choose(call.call_id, this.viewing);
   }
 
   // -- what the calls do --------------------------------------------------------------

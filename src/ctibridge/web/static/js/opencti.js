@@ -9,6 +9,7 @@
 //     caller (deferred when our lookup found several records: the agent picks one here);
 //   - the agent opens a record during a call → that record gets the call log.
 
+import { ConsoleTabHost } from "./crmlink.js";
 import { salesforceOrigin } from "./softphone.js";
 
 /** The Open CTI API version in the library's path. */
@@ -170,7 +171,9 @@ export class OpenCtiHost {
     this.showStatus("failed");
     let why = `Open CTI did not start (${exc.message})`;
     if (exc.refused) why = "Salesforce did not accept this page (Open CTI could not start)";
-    else if (exc.loadFailed) why = `the Salesforce Open CTI library could not be loaded from ${this.origin}`;
+    else if (exc.loadFailed) {
+      why = `the Salesforce Open CTI library could not be loaded from ${this.origin}`;
+    }
     this.softphone.banner(
       `Not connected to Salesforce: ${why}. Calls still show here, but screen pops and ` +
         "click-to-dial are off. Reload the Salesforce page; if it keeps happening, ask your " +
@@ -197,7 +200,10 @@ export class OpenCtiHost {
   }
 
   openRecord(record) {
-    if (!this.api) return;
+    if (!this.api) {
+      new ConsoleTabHost().openRecord(record); // Salesforce is out of reach: our console
+      return;
+    }
     const type = this.api.SCREENPOP_TYPE?.SOBJECT ?? "sobject";
     this.call("screenPop", { type, params: { recordId: record.id } }).catch((exc) =>
       this.softphone.toast(`Salesforce could not open ${record.name}: ${exc.message}`, "error"),
@@ -236,7 +242,7 @@ export class OpenCtiHost {
   popAnyway(id) {
     this.waiting.delete(id);
     const entry = this.softphone.live.get(id);
-    if (entry && ON_CALL.has(entry.view.view?.kind) && !this.popped.has(id)) {
+    if (entry && ON_CALL.has(entry.state?.kind) && !this.popped.has(id)) {
       this.pop(entry.card, this.softphone.crm.plan(entry.card));
     }
   }
@@ -255,17 +261,20 @@ export class OpenCtiHost {
     if (!number) return;
     const types = this.api.CALL_TYPE ?? {};
     const callType = card.direction === "outbound" ? types.OUTBOUND : types.INBOUND;
+    const matches = card.crm?.matches ?? [];
+    // One match: Salesforce pops it, and the navigation that follows is this call's.
+    if (matches.length === 1) this.softphone.crm.expectNavigation(card.call_id, matches);
     this.call("searchAndScreenPop", {
       searchParams: number,
       callType: callType ?? card.direction,
-      deferred: (card.crm?.matches?.length ?? 0) > 1,
+      deferred: matches.length > 1,
       defaultFieldValues: { Phone: number },
     }).catch((exc) => this.softphone.toast(`Salesforce search failed: ${exc.message}`, "error"));
   }
 
   /** The utility bar's label says when a call rings or is on. */
   updateLabel() {
-    const kinds = [...this.softphone.live.values()].map((entry) => entry.view.view?.kind);
+    const kinds = this.softphone.liveEntries().map(({ view }) => view?.kind);
     let label = IDLE_LABEL;
     if (kinds.includes("ringing")) label = "Incoming call";
     else if (kinds.some((kind) => ["connected", "held", "dialling"].includes(kind))) {

@@ -142,7 +142,9 @@ export class CrmStrip {
     return h(
       "p",
       { class: `crm__line ${cls}` },
-      busy ? h("span", { class: "spinner spinner--small", attrs: { "aria-hidden": "true" } }) : null,
+      busy
+        ? h("span", { class: "spinner spinner--small", attrs: { "aria-hidden": "true" } })
+        : null,
       text,
     );
   }

@@ -48,7 +48,7 @@ export class Softphone {
     this.connections = 0; // sockets that reached "hello" (a test and debugging aid)
     this.crm = new CrmLink({
       api: this.api,
-      entries: () => [...this.live.values()].map(({ card, view }) => ({ card, view: view.view })),
+      entries: () => this.liveEntries(),
       toast: (text, tone) => this.toast(text, tone),
       changed: (callId) => this.redrawCrm(callId),
       now: () => this.now(),
@@ -62,7 +62,7 @@ export class Softphone {
     this.ext = null;
     this.home = homeCountry(Intl.DateTimeFormat().resolvedOptions().timeZone);
     this.offsetMs = 0;
-    this.live = new Map(); // call id → {view, card, timer}
+    this.live = new Map(); // call id → {view (CallCardView), state (viewOf), card, timer, strip}
     this.known = new Map(); // call id → newest card seen
     this.history = new Map(); // call id → card
     this.lateCrm = new Map(); // call id → a lookup result that came before the call's card
@@ -71,6 +71,11 @@ export class Softphone {
     clearTimeout(this.historyTimer);
     this.historyTimer = null;
     this.historyRequest += 1; // answers to an earlier session's requests are dropped
+  }
+
+  /** The live cards with how they show: [{card, view}] (view: what `viewOf` says). */
+  liveEntries() {
+    return [...this.live.values()].map(({ card, state }) => ({ card, view: state }));
   }
 
   /** Unix seconds on the server's clock. */
@@ -270,7 +275,7 @@ export class Softphone {
     if (!entry) return;
     entry.card = card;
     this.redrawCrm(callId);
-    this.crm.cardChanged(card, entry.view.view);
+    this.crm.cardChanged(card, entry.state);
   }
 
   redrawCrm(callId) {
@@ -279,8 +284,7 @@ export class Softphone {
     const live = entry.card.state !== "ended" && !entry.timer;
     const plan = this.crm.plan(entry.card);
     entry.strip.update(plan, { live, home: this.home });
-    const view = entry.view.view;
-    if (view) entry.view.update(this.named(entry.card, plan), view, this.ctx());
+    if (entry.state) entry.view.update(this.named(entry.card, plan), entry.state, this.ctx());
   }
 
   /** A card whose other side has no caller name takes the name of its CRM record. */
@@ -315,7 +319,7 @@ export class Softphone {
       current.timer = null;
     }
     current.card = card;
-    current.view.view = view;
+    current.state = view;
     this.redrawCrm(card.call_id);
     if (view.kind === "ringing" && !wasRinging) this.announceIncoming(card);
     this.renderLive();
@@ -324,7 +328,7 @@ export class Softphone {
   /** An ended (or handed-over) card shows its outcome for a few seconds, then moves on. */
   linger(entry, card, view) {
     entry.card = card;
-    entry.view.view = view;
+    entry.state = view;
     if (!entry.timer) entry.timer = setTimeout(() => this.retire(card.call_id), LINGER_MS);
     this.redrawCrm(card.call_id);
     this.renderLive();
