@@ -38,11 +38,13 @@ class CallWriter:
         storage: Storage,
         *,
         flush_interval: float = 0.02,
+        chunk: int = 25,
         retry_max: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
         self._interval = flush_interval
+        self._chunk = max(1, chunk)
         self._retry_max = retry_max
         self._clock = clock
         self._pending: dict[str, _Pending] = {}
@@ -113,27 +115,44 @@ class CallWriter:
                 self._idle.set()
 
     async def flush(self) -> bool:
+        """Write what is pending, ``chunk`` calls per transaction.
+
+        Building the rows is CPU work on the event loop; small transactions, with the loop
+        free to push call cards between them, keep that work from stalling the pushes."""
         if not self._pending:
             return True
         batch, self._pending = self._pending, {}
+        items = list(batch.items())
+        for start in range(0, len(items), self._chunk):
+            part = items[start : start + self._chunk]
+            if not await self._write(part):
+                self._restore(items[start:])
+                return False
+            await asyncio.sleep(0)  # let the pushes waiting behind this chunk go first
+        STORAGE_PENDING.set(len(self._pending))
+        return True
+
+    async def _write(self, part: list[tuple[str, _Pending]]) -> bool:
         writes = [
             CallWrite(p.stored, events=p.events, replaces=tuple(sorted(p.replaces)))
-            for p in batch.values()
+            for _, p in part
         ]
         started = time.perf_counter()
         try:
             await self._storage.save_calls(writes, received_at=self._clock())
         except StorageError as exc:
             logger.warning("storing %d call(s) failed, will retry: %s", len(writes), exc)
-            for call_id, item in batch.items():
-                newer = self._pending.get(call_id)
-                if newer is None:
-                    self._pending[call_id] = item
-                else:
-                    newer.events[:0] = item.events
-                    newer.replaces |= item.replaces
-            STORAGE_PENDING.set(len(self._pending))
             return False
         STORAGE_FLUSH.observe(time.perf_counter() - started)
-        STORAGE_PENDING.set(len(self._pending))
         return True
+
+    def _restore(self, items: list[tuple[str, _Pending]]) -> None:
+        """Unwritten changes go back in front of anything newer for the same calls."""
+        for call_id, item in items:
+            newer = self._pending.get(call_id)
+            if newer is None:
+                self._pending[call_id] = item
+            else:
+                newer.events[:0] = item.events
+                newer.replaces |= item.replaces
+        STORAGE_PENDING.set(len(self._pending))
