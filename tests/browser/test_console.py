@@ -256,6 +256,7 @@ async def test_no_match_offers_new_and_the_new_record_gets_the_log(
     await form.get_by_test_id("field-last_name").fill("Okonkwo")
     await form.get_by_test_id("field-company").fill("Bayview Relocations")
     await settled(card)
+    await page.evaluate("window.scrollTo(0, 0)")  # Playwright scrolled to reach the form
     await page.screenshot(path=artifacts / "console-new-record.png")
     await form.get_by_test_id("crm-create").click()
 

@@ -380,7 +380,7 @@ export class RecordForm {
   }
 
   focus() {
-    window.setTimeout(() => this.el.elements.first_name?.focus(), 0);
+    window.setTimeout(() => this.el.elements.first_name?.focus({ preventScroll: true }), 0);
   }
 
   fields() {
