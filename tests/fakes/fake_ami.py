@@ -438,7 +438,8 @@ class FakeAmi:
     def _originated(self, action: Mapping[str, str], capture: Path) -> list[bytes]:
         """The capture's events, renamed to the call this action asked for."""
         events = capture_events(capture)
-        old_id = dict(_headers(events[0]))["Uniqueid"].encode()
+        first = next(e for e in events if e.startswith(b"Event: Newchannel"))
+        old_id = dict(_headers(first))["Uniqueid"].encode()
         new_id = action.get("ChannelId", old_id.decode()).encode()
         name, value = self._request_variable()
         out = []

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from ctibridge.callstate.events import AgentRef
-from ctibridge.callstate.model import Direction
+from ctibridge.callstate.model import CallState, Direction
 from ctibridge.config import load
 from ctibridge.connectors.ami import AmiConnector
 from ctibridge.connectors.ami_control import AsteriskControl
 from ctibridge.errors import LegGone, NotSupported, PbxRejected, PbxUnavailable
 from ctibridge.services.agents import Principal
 from ctibridge.services.runtime import build_services
-from ctibridge.storage.base import Agent, Tenant
+from ctibridge.storage.base import Agent, StoredCall, Tenant
 from ctibridge.types import AgentId, LegId, TenantId
 from tests.fakes.fake_ami import FakeAmi
 from tests.integration.test_ami_connector import RecordingSink
@@ -115,7 +115,7 @@ async def test_an_agent_without_an_endpoint_is_refused(ami: FakeAmi) -> None:
     assert "Originate" not in ami.actions()
 
 
-# -- actions on a leg -----------------------------------------------------------------------------
+# -- actions on a leg ---------------------------------------------------------------------
 
 
 async def test_leg_actions_send_the_documented_actions(ami: FakeAmi) -> None:
@@ -191,7 +191,7 @@ async def test_no_session_is_pbx_unavailable(ami: FakeAmi) -> None:
         await control.originate(T, ALICE, "102", request_id="c2d-1")
 
 
-# -- end to end through CallControlService ------------------------------------------------------------
+# -- end to end through CallControlService ------------------------------------------------
 
 
 async def test_click_to_dial_end_to_end(ami: FakeAmi, tmp_path: Path) -> None:
@@ -216,14 +216,19 @@ async def test_click_to_dial_end_to_end(ami: FakeAmi, tmp_path: Path) -> None:
     ami.set_originate(capture=CAPTURE)
     control = services.call_control
     assert control is not None
+    seen: list[StoredCall] = []
+    services.calls.listen(lambda _change, stored: seen.append(stored))
     await services.start()
     try:
         await until(lambda: services.status()["connectors"][0]["connected"], "connection")  # type: ignore[index]
         request_id = await control.originate(Principal("agent", T, alice), "07700 900123")
         await until(lambda: not control.pending(), "the call to be correlated")
-        [stored] = [s for s in services.calls.active(T) if s.call.origin_tag == request_id]
+        await until(lambda: any(s.call.state is CallState.ENDED for s in seen), "the call")
     finally:
         await services.stop()
+    stored = seen[-1]
+    assert {s.call.call_id for s in seen} == {stored.call.call_id}
+    assert stored.call.origin_tag == request_id
     leg = dict(_sent(ami, "Originate")[0])["ChannelId"]
     assert dict(_sent(ami, "Originate")[0])["Exten"] == "+447700900123"
     assert stored.call.direction is Direction.OUTBOUND

@@ -163,6 +163,10 @@ def _shape(views: Sequence[LegView], digits: int, key: int) -> Shape:
             if views[i].facts.party is _AGENT:
                 placer = i
                 break
+        if placer >= 0 and not views[origin].facts.originator:
+            # Our click-to-dial: no leg came into the switch; the agent's phone, rung first,
+            # started the call (even when the legs share one creation second).
+            origin = placer
     elif views[origin].facts.party is _AGENT and views[origin].facts.originator:
         placer = origin
     ordered = [views[i] for i in order]

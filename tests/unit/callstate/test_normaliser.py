@@ -244,6 +244,23 @@ def click_to_dial() -> Script:
     return s
 
 
+def click_to_dial_same_second() -> Script:
+    """A replayed burst: every event of the click-to-dial in one whole second."""
+    s = Script()
+    q = s.leg(
+        "q-quickcall", party=Party.AGENT, ext="103", caller_number="01632960999", origin_tag="req-2"
+    )
+    t = s.leg("a-trunk", party=Party.TRUNK, callee_number="01632960999")
+    q.create(T0)
+    q.answer(T0)
+    t.create(T0)
+    t.answer(T0)
+    q.bridge(T0, "a-trunk")
+    t.destroy(T0 + 30)
+    q.destroy(T0 + 30)
+    return s
+
+
 def channel_move() -> Script:
     s = inbound_answered()
     events = s.events
@@ -406,6 +423,18 @@ CASES: dict[str, tuple[Callable[[], Script], list[str], dict[str, object]]] = {
             from_number="103",
             to_number="01632960999",
             origin_tag="req-1",
+        ),
+    ),
+    "click-to-dial with every event in one second": (
+        click_to_dial_same_second,
+        ["created", "ringing", "answered", "ended"],
+        dict(
+            direction=Direction.OUTBOUND,
+            answered_at=T0,
+            answered_by=agent("103"),
+            from_number="103",
+            to_number="01632960999",
+            origin_tag="req-2",
         ),
     ),
     "a DESTROY from the old media server does not end the call": (
