@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,7 +39,8 @@ from ctibridge.services.salesforce_orgs import StoredOrgs
 from ctibridge.services.screenpop import ScreenPopService
 from ctibridge.services.writer import CallWriter
 from ctibridge.storage import SqlStorage, open_storage
-from ctibridge.storage.base import Storage
+from ctibridge.storage.base import Storage, Tenant
+from ctibridge.types import TenantId
 
 __all__ = ["Services", "build_services"]
 
@@ -177,10 +178,12 @@ async def build_services(settings: Settings, *, storage: Storage | None = None) 
         controls["kazoo"] = KazooControl(settings.kazoo, auth=kazoo_auth)
     digits = settings.calls.internal_digits
     if settings.asterisk.enabled:  # control rides on the connector's one AMI session
+        await _ensure_tenant(storage, settings.asterisk.tenant_id, "asterisk")
         ami = AmiConnector(settings.asterisk, sink=calls, internal_digits=digits)
         services.connectors.append(ami)
         controls["asterisk"] = AsteriskControl(settings.asterisk, connector=ami)
     if settings.freeswitch.enabled:  # control rides on the connector's one ESL session
+        await _ensure_tenant(storage, settings.freeswitch.tenant_id, "freeswitch")
         esl = EslConnector(settings.freeswitch, sink=calls, internal_digits=digits)
         services.connectors.append(esl)
         controls["freeswitch"] = FreeswitchControl(settings.freeswitch, connector=esl)
@@ -251,6 +254,16 @@ def _attach_crm(services: Services, crm: CrmAdapter) -> None:
     services.calls.listen(services.screenpop.on_call_changed)
     services.calls.listen(services.crm_logging.on_call_changed)
     services.calls.notifier.decorators.append(services.screenpop.card_extra)
+
+
+async def _ensure_tenant(storage: Storage, tenant_id: str, pbx: str) -> None:
+    """An Asterisk or FreeSWITCH is one tenant: record which phone system it is (call control
+    is routed by it)."""
+    tenant = await storage.get_tenant(TenantId(tenant_id))
+    if tenant is None:
+        await storage.upsert_tenant(Tenant(TenantId(tenant_id), tenant_id, pbx))
+    elif tenant.pbx != pbx:
+        await storage.upsert_tenant(replace(tenant, pbx=pbx))
 
 
 def tune_gc() -> None:
