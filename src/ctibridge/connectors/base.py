@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 import websockets.exceptions
@@ -14,7 +15,7 @@ import websockets.exceptions
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.errors import PbxAuthError, PbxUnavailable, ProtocolError
 
-__all__ = ["EventSink", "Reconnector", "backoff", "is_retryable"]
+__all__ = ["EventSink", "Reconnector", "backoff", "close_writer", "is_retryable", "next_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +96,31 @@ class Reconnector:
         self.retries += 1
         logger.info("%s: %s; reconnecting in %.2fs", self._name, self.last_error, delay)
         await self._sleep(delay)
+
+
+_T = TypeVar("_T")
+
+
+async def next_batch(queue: asyncio.Queue[_T | BaseException], limit: int) -> list[_T]:
+    """The next items of a session's queue, in order: waits for one, then takes what is
+    already there (up to ``limit``). A queued exception ends the session: it is raised once
+    the items before it have been delivered."""
+    batch: list[_T] = []
+    item = await queue.get()
+    while True:
+        if isinstance(item, BaseException):
+            if batch:  # deliver what came before the failure first
+                queue.put_nowait(item)
+                return batch
+            raise item
+        batch.append(item)
+        if queue.empty() or len(batch) >= limit:
+            return batch
+        item = queue.get_nowait()
+
+
+async def close_writer(writer: asyncio.StreamWriter, within: float) -> None:
+    """Close a TCP session without waiting longer than ``within`` seconds for the peer."""
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), within)

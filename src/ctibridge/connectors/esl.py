@@ -31,7 +31,7 @@ from typing import Any, Final
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.callstate.freeswitch import EVENT_NAMES, FreeswitchMapper
 from ctibridge.config import FreeswitchSettings
-from ctibridge.connectors.base import EventSink, Reconnector
+from ctibridge.connectors.base import EventSink, Reconnector, close_writer, next_batch
 from ctibridge.errors import FieldError, FrameError, PbxAuthError, PbxUnavailable
 from ctibridge.protocols.esl import EslEvent, EslMessage, EslProtocol
 
@@ -203,23 +203,10 @@ class _EventSocket:
 
     async def next_batch(self) -> list[EslMessage]:
         """The next events in order: waits for one, then takes what is already queued."""
-        batch: list[EslMessage] = []
-        item = await self._queue.get()
-        while True:
-            if isinstance(item, BaseException):
-                if batch:  # deliver what came before the failure first
-                    self._queue.put_nowait(item)
-                    return batch
-                raise item
-            batch.append(item)
-            if self._queue.empty() or len(batch) >= _BATCH:
-                return batch
-            item = self._queue.get_nowait()
+        return await next_batch(self._queue, _BATCH)
 
     async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), self._timeout)
+        await close_writer(self._writer, self._timeout)
 
 
 class EslConnector:
