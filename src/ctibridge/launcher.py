@@ -24,6 +24,7 @@ from ctibridge.crm.builtin import BuiltinCrm
 from ctibridge.demo.crm_data import seed_demo_crm
 from ctibridge.demo.directory import DEMO, DemoAccount
 from ctibridge.demo.kazoo_server import KazooServer, QuickCall
+from ctibridge.demo.recordings import with_recordings
 from ctibridge.demo.scenarios import ScenarioContext, Step, click_to_dial, greg_from_unix
 from ctibridge.demo.traffic import DemoTraffic
 from ctibridge.services.runtime import Services, build_services
@@ -246,10 +247,11 @@ async def running_demo(
         http = HttpServer(create_app(settings, services), settings)
         await http.start()
         system = DemoSystem(kazoo, services, http, account, tokens)
+        publish = with_recordings(kazoo)  # recorded calls leave a recording to fetch
         try:
             if traffic:
                 system.traffic = DemoTraffic(
-                    kazoo.publish,
+                    publish,
                     account=account,
                     focus=account.agents[0].extension,
                     rng=random.Random(seed),
@@ -258,7 +260,7 @@ async def running_demo(
                 )
                 system._tasks.append(asyncio.create_task(system.traffic.run(), name="traffic"))
             quickcalls.player = system.traffic or DemoTraffic(
-                kazoo.publish, account=account, speed=speed, clock=time.time
+                publish, account=account, speed=speed, clock=time.time
             )
             yield system
         finally:

@@ -117,13 +117,52 @@ export class CallCardView {
   }
 }
 
-/** One row of the history list. */
-export function historyRow(card, { ext, home }) {
+/** Where `<audio>` loads a recording of ours from: the API wants the agent's token, and
+ *  a media element can only send it as `?token=` (same origin only, as the console does). */
+export function recordingSrc(url, token) {
+  if (!url.startsWith("/") || !token) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+}
+
+/** A history row's play button and the slot its player goes in (null: no recording).
+ *  `media.audio(callId)`: the player already made for the call (kept across redraws, so
+ *  playback goes on); `media.player(callId, url)`: a new `<audio>` for the call. */
+function recordingControls(card, media) {
+  const url = (card.recordings ?? []).find((recording) => recording?.url)?.url;
+  if (!url || !media) return [null, null];
+  const existing = media.audio(card.call_id) ?? null;
+  const slot = h("div", { class: "history-row__media" }, existing);
+  const button = h(
+    "button",
+    {
+      class: "history-row__play",
+      type: "button",
+      hidden: Boolean(existing),
+      data: { testid: "history-recording" },
+      attrs: { title: "Play the recording of this call", "aria-label": "Play recording" },
+      on: {
+        click: () => {
+          const audio = media.player(card.call_id, url);
+          slot.replaceChildren(audio);
+          button.hidden = true;
+          audio.play().catch(() => {});
+        },
+      },
+    },
+    icon("play"),
+    h("span", { text: "Recording" }),
+  );
+  return [button, slot];
+}
+
+/** One row of the history list (`media`: how recordings play; none: no play buttons). */
+export function historyRow(card, { ext, home }, media = null) {
   const direction = directionOf(card);
   const outcome = outcomeOf(card, ext);
   const party = partyLabel(remoteParty(card, ext), home);
   const talk = card.answered_at && card.talk_seconds >= 1 ? formatTalk(card.talk_seconds) : null;
   const missed = outcome.tone === "missed";
+  const [play, slot] = recordingControls(card, media);
   return h(
     "li",
     {
@@ -144,6 +183,7 @@ export function historyRow(card, { ext, home }) {
       { class: "history-row__main" },
       h("div", { class: "history-row__name", text: party.name ?? party.number }),
       h("div", { class: "history-row__sub", text: party.name ? party.number : direction.label }),
+      play,
     ),
     h(
       "div",
@@ -160,5 +200,6 @@ export function historyRow(card, { ext, home }) {
         talk && !missed ? h("span", { class: "history-row__talk", text: ` · ${talk}` }) : null,
       ),
     ),
+    slot,
   );
 }

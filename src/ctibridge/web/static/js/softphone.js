@@ -16,7 +16,7 @@ import {
   startOfDay,
   viewOf,
 } from "./calls.js";
-import { CallCardView, historyRow } from "./cardview.js";
+import { CallCardView, historyRow, recordingSrc } from "./cardview.js";
 import { CrmLink } from "./crmlink.js";
 import { CrmStrip } from "./screenpop.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -65,6 +65,8 @@ export class Softphone {
     this.live = new Map(); // call id → {view (CallCardView), state (viewOf), card, timer, strip}
     this.known = new Map(); // call id → newest card seen
     this.history = new Map(); // call id → card
+    for (const audio of this.players?.values() ?? []) audio.pause();
+    this.players = new Map(); // call id → the <audio> of its history row (kept across redraws)
     this.lateCrm = new Map(); // call id → a lookup result that came before the call's card
     this.greeted = false;
     this.crm.reset();
@@ -473,11 +475,21 @@ export class Softphone {
     );
     const list = $("history");
     const before = new Set([...list.children].map((row) => row.dataset.callId));
-    const rows = cards.map((card) => historyRow(card, ctx));
+    const media = {
+      audio: (callId) => this.players.get(callId),
+      player: (callId, url) => this.recordingPlayer(callId, url),
+    };
+    const rows = cards.map((card) => historyRow(card, ctx, media));
     if (before.size > 0) {
       for (const row of rows) row.classList.toggle("is-new", !before.has(row.dataset.callId));
     }
     list.replaceChildren(...rows);
+    const shown = new Set(cards.map((card) => card.call_id));
+    for (const [id, audio] of this.players) {
+      if (shown.has(id)) continue;
+      audio.pause();
+      this.players.delete(id);
+    }
     $("history-empty").hidden = cards.length > 0;
     const missed = cards.filter((card) => outcomeOf(card, this.ext).tone === "missed").length;
     const count = $("history-count");
@@ -486,6 +498,20 @@ export class Softphone {
       `${cards.length} ${cards.length === 1 ? "call" : "calls"}`,
       missed ? h("span", { class: "count__missed", text: ` · ${missed} missed` }) : "",
     );
+  }
+
+  /** A player for a call's recording in its history row (one per call). */
+  recordingPlayer(callId, url) {
+    this.players.get(callId)?.pause();
+    const audio = h("audio", {
+      class: "history-row__audio",
+      controls: true,
+      preload: "none",
+      src: recordingSrc(url, this.tokens.get()),
+      data: { testid: "history-audio" },
+    });
+    this.players.set(callId, audio);
+    return audio;
   }
 
   showHistoryError(message) {
