@@ -135,8 +135,8 @@ def _duration(call: Call, handling: Handling | None) -> int:
     if end is None:
         return 0
     start = handling.started_at
-    if call.answered_at is not None and call.direction is Direction.OUTBOUND:
-        start = max(start, call.answered_at)
+    if call.answered_at is not None and call.direction is not Direction.INBOUND:
+        start = max(start, call.answered_at)  # a caller's own ringing is not talk time
     return max(0, round(end - start - handling.hold_seconds))
 
 

@@ -55,6 +55,7 @@ class ScreenPopService:
         self._digits = internal_digits
         self._keep = keep
         self._results: dict[str, dict[str, Any]] = {}
+        self._found: dict[str, tuple[CrmRecord, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def card_extra(self, stored: StoredCall) -> dict[str, Any]:
@@ -67,6 +68,8 @@ class ScreenPopService:
         if call.call_id in self._results or call.state is CallState.ENDED:
             if change.name is CallEventName.ENDED:
                 self._trim()
+            elif call.state is not CallState.ENDED:
+                self._share(stored)
             return
         if call.direction is Direction.INTERNAL or not (stored.rung or stored.handled_by):
             return
@@ -97,6 +100,7 @@ class ScreenPopService:
                 "number": number,
                 "matches": [record_out(m) for m in matches],
             }
+            self._found[call.call_id] = tuple(matches)
             if self._logging is not None:
                 for agent_id in {*stored.handled_by, *stored.rung}:
                     self._logging.remember(call.call_id, agent_id, matches=matches)
@@ -114,6 +118,15 @@ class ScreenPopService:
             )
         )
 
+    def _share(self, stored: StoredCall) -> None:
+        """Agents who join a call after its lookup (a transfer) saw the same result."""
+        found = self._found.get(stored.call.call_id)
+        if self._logging is None or not found:
+            return
+        for agent_id in {*stored.handled_by, *stored.rung}:
+            if not self._logging.context(stored.call.call_id, agent_id).matches:
+                self._logging.remember(stored.call.call_id, agent_id, matches=found)
+
     def matches(self, call_id: str) -> list[dict[str, Any]]:
         found = self._results.get(call_id)
         return list(found["matches"]) if found else []
@@ -123,6 +136,7 @@ class ScreenPopService:
         if len(self._results) > self._keep:
             for old in list(self._results)[: len(self._results) - self._keep]:
                 del self._results[old]
+                self._found.pop(old, None)
 
     async def stop(self) -> None:
         if self._tasks:
