@@ -372,3 +372,35 @@ async def test_without_salesforce_as_the_crm_the_panel_has_nothing_to_show(
         assert status.json() == {"tenant_id": TENANT, "enabled": False, "connected": False}
         refused = await admin.get("/api/salesforce/connect", params=params)
         assert refused.status_code == 404 and "crm.provider" in refused.json()["message"]
+
+
+async def test_admins_download_the_call_center_definition(tmp_path: Path) -> None:
+    from ctibridge.config import load
+    from ctibridge.launcher import running_demo
+
+    settings = load(
+        None,
+        {},
+        {
+            "data_dir": str(tmp_path / "data"),
+            "web": {"port": 0, "public_url": "https://cti.example.net"},
+            "crm": {"provider": "salesforce"},
+            "salesforce": {"client_id": "3MVG-demo"},
+        },
+    )
+    async with running_demo(settings, traffic=False) as demo:
+        tenant = demo.account.account_id
+        async with httpx.AsyncClient(base_url=demo.http.url, timeout=10) as http:
+            admin = {"authorization": f"Bearer {demo.services.admin_token}"}
+            reply = await http.get(
+                "/api/salesforce/callcenter.xml", params={"tenant": tenant}, headers=admin
+            )
+            assert reply.status_code == 200, reply.text
+            assert reply.headers["content-type"].startswith("application/xml")
+            assert "https://cti.example.net/softphone" in reply.text
+            assert "3MVG-demo" not in reply.text and demo.services.admin_token not in reply.text
+            agent = {"authorization": f"Bearer {demo.tokens['101']}"}
+            refused = await http.get(
+                "/api/salesforce/callcenter.xml", params={"tenant": tenant}, headers=agent
+            )
+            assert refused.status_code == 403

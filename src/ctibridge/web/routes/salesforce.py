@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ctibridge.errors import CtiError, Forbidden, InvalidRequest, NotFound
+from ctibridge.crm.salesforce.callcenter import definition_for, render
+from ctibridge.errors import ConfigError, CtiError, Forbidden, InvalidRequest, NotFound
 from ctibridge.services.agents import ALL_TENANTS
 from ctibridge.services.salesforce_connect import STATE_TTL, SalesforceConnectService
 from ctibridge.web.auth import require_admin
@@ -159,7 +160,23 @@ async def match_users(request: Request) -> JSONResponse:
     return JSONResponse(await _enabled(request).match_users(tenant))
 
 
+async def callcenter_xml(request: Request) -> Response:
+    """The Call Center definition to import in Salesforce (Setup → Call Centers → Import)."""
+    tenant = await _tenant(request)
+    settings = request.app.state.settings
+    try:
+        xml = render(definition_for(settings, tenant_id=tenant, public_url=settings.public_url))
+    except ConfigError as exc:
+        raise InvalidRequest(exc.message, details={"field": "web.public_url"}) from exc
+    return Response(
+        xml,
+        media_type="application/xml",
+        headers={"Content-Disposition": 'attachment; filename="ctibridge-callcenter.xml"'},
+    )
+
+
 routes = [
+    Route("/api/salesforce/callcenter.xml", callcenter_xml),
     Route("/api/salesforce/connect", connect),
     Route("/salesforce/callback", callback),
     Route("/api/salesforce/status", status),

@@ -94,6 +94,9 @@ export class SalesforcePanel {
     connect.classList.toggle("button--go", !status.connected);
     setText(connect, own ? "Reconnect Salesforce" : "Connect Salesforce");
     $("sf-match").hidden = !status.connected;
+    // The Call Center definition to import in Salesforce (a download: the token rides along).
+    const xml = new URLSearchParams({ tenant: this.tenant ?? "", token: this.api.tokens.get() ?? "" });
+    $("sf-xml").href = `/api/salesforce/callcenter.xml?${xml}`;
     $("sf-disconnect").hidden = !own;
     this.resetConfirm();
     let hint = "";
