@@ -6,7 +6,8 @@ or three records), then time ``BuiltinCrm.lookup_by_number`` for ``--lookups`` d
 numbers, each in a national spelling (``020 7…``) so normalisation is part of the figure.
 The baseline, timed in the same run and interleaved with the lookups, is a bare indexed
 ``SELECT`` of a contact by primary key through the same engine (pooled connection,
-SQLAlchemy, async driver): the floor any query pays on that database. Both are also timed
+SQLAlchemy, async driver): the floor any query through the engine pays on that database
+(the lookup itself runs on the driver, see ``crm/_fast_lookup.py``). Both are also timed
 in CPU seconds of this process per call (``*_cpu_mean``; SQLite runs in the process, the
 PostgreSQL server does not), which other programs on the machine disturb less.
 

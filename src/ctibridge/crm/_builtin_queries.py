@@ -1,7 +1,8 @@
 """The built-in CRM's reads: the screen-pop lookup, search, listing, and rows to records.
 
-Statements are built once at import where they can be (the lookup is the hot path: one
-indexed query with bound parameters, so SQLAlchemy and the driver reuse its compiled form).
+Statements are built once at import where they can be. The lookup is the hot path: one
+indexed query with bound parameters, which ``_fast_lookup.py`` compiles once per dialect
+and runs on the driver.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from ctibridge.crm._builtin_writes import (
     new_id,
     update_record,
 )
+from ctibridge.crm._fast_lookup import FastLookup
 from ctibridge.crm.base import CallLog, CrmRecord, CrmRef
 from ctibridge.errors import InvalidRequest, NotFound
 from ctibridge.storage._engine import db_errors
@@ -84,6 +85,7 @@ class BuiltinCrm:
         self._engine = store if isinstance(store, AsyncEngine) else store.engine
         self._rules = NumberRules(default_region.upper(), internal_digits)
         self._clock = clock
+        self._fast = FastLookup(self._engine)
 
     def __repr__(self) -> str:
         return f"BuiltinCrm({self._engine.url!r}, region={self._rules.region!r})"
@@ -110,8 +112,10 @@ class BuiltinCrm:
         if e164 is None:
             return []
         params = {"tenant_id": tenant_id, "e164": e164, "limit": limit * 3}
-        async with self._connect("looking up a number") as conn:
-            rows = (await conn.execute(q.LOOKUP, params)).mappings().all()
+        rows = await self._fast.fetch(params)
+        if rows is None:
+            async with self._connect("looking up a number") as conn:
+                rows = (await conn.execute(q.LOOKUP, params)).mappings().all()
         return q.phone_records(rows, limit)
 
     async def search(self, tenant_id: str, text: str, *, limit: int = 20) -> list[CrmRecord]:
@@ -292,7 +296,8 @@ class BuiltinCrm:
             raise
 
     async def close(self) -> None:
-        """Nothing to release: the engine belongs to the storage."""
+        """Close the lookup's own SQLite reader; the engine belongs to the storage."""
+        self._fast.close()
 
 
 def _check_unique_ids(rows: Sequence[BulkRow]) -> None:

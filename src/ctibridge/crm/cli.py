@@ -100,19 +100,20 @@ async def _opened(
     args: argparse.Namespace, settings: Settings
 ) -> AsyncIterator[tuple[BuiltinCrm, str]]:
     storage = SqlStorage(settings.storage_url, echo=settings.storage.echo)
+    crm: BuiltinCrm | None = None
     try:
         await storage.start()
         tenant = args.tenant or await _only_tenant(storage)
         calls = settings.calls
-        yield (
-            BuiltinCrm(
-                storage,
-                default_region=calls.default_region,
-                internal_digits=calls.internal_digits,
-            ),
-            tenant,
+        crm = BuiltinCrm(
+            storage,
+            default_region=calls.default_region,
+            internal_digits=calls.internal_digits,
         )
+        yield crm, tenant
     finally:
+        if crm is not None:
+            await crm.close()
         await storage.close()
 
 
