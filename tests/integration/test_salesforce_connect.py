@@ -48,27 +48,40 @@ def free_port() -> int:
 async def stack(
     tmp_path: Path, fake: FakeSalesforce, **salesforce: Any
 ) -> AsyncIterator[DemoSystem]:
-    """ctibridge with Salesforce as its CRM, its app's callback registered at the fake."""
-    port = free_port()
-    public_url = f"http://127.0.0.1:{port}"
-    fake.REDIRECT_URI = f"{public_url}/salesforce/callback"
-    settings = load(
-        None,
-        {},
-        {
-            "data_dir": str(tmp_path / "data"),
-            "web": {"port": port, "public_url": public_url},
-            "storage": {"flush_interval": 0.005},
-            "crm": {"provider": "salesforce"},
-            "salesforce": {
-                "client_id": fake.CLIENT_ID,
-                "login_url": fake.login_url,
-                **salesforce,
+    """ctibridge with Salesforce as its CRM, its app's callback registered at the fake.
+
+    The callback URL must be known before ctibridge listens, so the port is chosen first; if
+    another server takes it in between, start again on another one."""
+    for attempt in range(5):
+        port = free_port()
+        public_url = f"http://127.0.0.1:{port}"
+        fake.REDIRECT_URI = f"{public_url}/salesforce/callback"
+        settings = load(
+            None,
+            {},
+            {
+                "data_dir": str(tmp_path / f"data{attempt}"),
+                "web": {"port": port, "public_url": public_url},
+                "storage": {"flush_interval": 0.005},
+                "crm": {"provider": "salesforce"},
+                "salesforce": {
+                    "client_id": fake.CLIENT_ID,
+                    "login_url": fake.login_url,
+                    **salesforce,
+                },
             },
-        },
-    )
-    async with running_demo(settings, traffic=False) as system:
-        yield system
+        )
+        try:
+            demo = running_demo(settings, traffic=False)
+            system = await demo.__aenter__()
+        except OSError:
+            continue  # the port was taken meanwhile
+        try:
+            yield system
+        finally:
+            await demo.__aexit__(None, None, None)
+        return
+    raise AssertionError("no free port for ctibridge after 5 tries")
 
 
 @pytest.fixture
