@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,20 +16,14 @@ import pytest_asyncio
 from playwright.async_api import Locator, Page, Route, expect
 from websockets.asyncio.client import ClientConnection, connect
 
-from ctibridge import config
 from ctibridge.demo.directory import DEMO
-from ctibridge.launcher import DemoSystem, running_demo
+from ctibridge.launcher import DemoSystem
 from ctibridge.types import AgentId, TenantId
 from tests.browser.conftest import WIDE, Pages, eventually, scripted_call
 from tests.fakes.fake_salesforce import FakeSalesforce
+from tests.integration.test_salesforce_connect import stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -42,20 +35,7 @@ async def fake() -> AsyncIterator[FakeSalesforce]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def system(tmp_path: Path, fake: FakeSalesforce) -> AsyncIterator[DemoSystem]:
     """The demo with Salesforce as its CRM; the app's callback registered at the fake."""
-    port = free_port()
-    public_url = f"http://127.0.0.1:{port}"
-    fake.REDIRECT_URI = f"{public_url}/salesforce/callback"
-    settings = config.load(
-        None,
-        {},
-        {
-            "data_dir": str(tmp_path),
-            "web": {"port": port, "public_url": public_url},
-            "crm": {"provider": "salesforce"},
-            "salesforce": {"client_id": fake.CLIENT_ID, "login_url": fake.login_url},
-        },
-    )
-    async with running_demo(settings, traffic=False) as running:
+    async with stack(tmp_path, fake) as running:
         await eventually(
             lambda: running.services.status()["connectors"][0]["connected"],
             within=10,
