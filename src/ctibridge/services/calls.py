@@ -79,17 +79,20 @@ class CallsService:
                 counter = counted[event.pbx] = CHANNEL_EVENTS.labels(event.pbx)
             counter.inc()
             changes = norm.apply(event)
-            for change in changes:
-                out.append((change, self._track(change)))
+            for index, change in enumerate(changes):
+                # The event is logged once, with the last change it caused.
+                logged = (event,) if index == len(changes) - 1 else ()
+                out.append((change, self._track(change, logged)))
             if changes:
-                self._writer.add(out[-1][1], (event,))
-            elif (call := norm.call_of(event.tenant_id, event.leg_id)) is not None:
-                self._writer.add(self._stored(call), (event,))
-            else:
+                continue
+            call = norm.call_of(event.tenant_id, event.leg_id)
+            if call is None:
                 logger.debug("event for a forgotten leg %s dropped", event.leg_id)
+            else:  # nothing visible changed: the event is still logged with its call
+                self._writer.add(self._stored(call), (event,))
         return out
 
-    def _track(self, change: CallChanged) -> StoredCall:
+    def _track(self, change: CallChanged, events: Sequence[ChannelEvent] = ()) -> StoredCall:
         stored = self._stored(change.call)
         call = stored.call
         for old in change.replaces:
@@ -101,7 +104,7 @@ class CallsService:
                 CALLS.labels(call.direction.value, outcome).inc()
         else:
             self._active[call.call_id] = stored
-        self._writer.add(stored, (), change.replaces)
+        self._writer.add(stored, events, change.replaces)
         ACTIVE_CALLS.set(len(self._active))
         return stored
 
