@@ -22,7 +22,8 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from ctibridge import config
 from ctibridge.demo.directory import DEMO, Caller
-from ctibridge.demo.scenarios import SCENARIOS, ScenarioContext, Step, greg_from_unix
+from ctibridge.demo.scenarios.registry import SCENARIOS
+from ctibridge.demo.scenarios.script import ScenarioContext, Step, greg_from_unix
 from ctibridge.launcher import DemoSystem, running_demo
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -72,20 +73,36 @@ class ScriptedCall:
             data["timestamp"] = greg_from_unix(time.time())
             await self.system.publish(data)
             self.played += 1
+            if self.known_id is None:
+                await self._learn_id()
+
+    async def _learn_id(self, within: float = 10.0) -> None:
+        """Wait until the server has the call (its first event crosses the Kazoo websocket
+        and the connector asynchronously), so ``call_id()`` works from now on."""
+        deadline = time.monotonic() + within
+        while self._lookup() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("the server never saw the call start")
+            await asyncio.sleep(0.01)
 
     async def play_rest(self) -> None:
         await self.play_until(float("inf"))
 
-    def call_id(self) -> str:
-        """The call's id as the server knows it (looked up while the call is active)."""
+    def _lookup(self) -> str | None:
         active = self.system.services.calls.active(self.system.account.account_id)
         leg_ids = {step.data["call_id"] for _, step in self.steps}
         for stored in active:
             if {leg.leg_id for leg in stored.call.legs} & leg_ids:
                 self.known_id = stored.call.call_id
-        if self.known_id is None:
-            raise LookupError("the call has not started")
         return self.known_id
+
+    def call_id(self) -> str:
+        """The call's id as the server knows it (learnt as soon as the call started; a
+        transfer that merges it into another call is followed while the call is active)."""
+        known = self._lookup()
+        if known is None:
+            raise LookupError("the call has not started")
+        return known
 
 
 def scripted_call(system: DemoSystem, name: str, *, seed: int = 1, **params: Any) -> ScriptedCall:
