@@ -12,6 +12,7 @@ Prints one ``name: value unit`` per line.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ def _rate(events: list[ChannelEvent], repeat: int, keep: int) -> tuple[float, in
     rate = 0.0
     changes = 0
     for _ in range(repeat):
+        gc.collect()  # the previous run's normaliser is garbage: not this run's cost
         norm = Normaliser(keep_ended=keep)
         apply = norm.apply
         started = time.perf_counter()

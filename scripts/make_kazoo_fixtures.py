@@ -27,14 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ctibridge.demo.directory import DEMO, Caller
-from ctibridge.demo.scenarios import (
-    SCENARIOS,
-    ScenarioContext,
-    Step,
-    blackhole_message,
-    greg_from_unix,
-    legacy_message,
-)
+from ctibridge.demo.scenarios.registry import SCENARIOS
+from ctibridge.demo.scenarios.script import ScenarioContext, Step, greg_from_unix
+from ctibridge.demo.scenarios.wire import blackhole_message, legacy_message
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "kazoo"
 

@@ -6,8 +6,8 @@ over the legs (a call has two to a handful) rather than many small helpers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Final
 
 from ctibridge.callstate.events import AgentRef, Party, Recording
 from ctibridge.callstate.legs import LegFacts
@@ -21,11 +21,11 @@ from ctibridge.callstate.model import (
     Transfer,
 )
 
-__all__ = ["LegView", "Shape", "ShapeCache", "derive", "is_internal_number"]
+__all__ = ["ATTENDED_CAUSE", "LegView", "Shape", "ShapeCache", "derive", "is_internal_number"]
 
-_BUSY = frozenset({"USER_BUSY", "NORMAL_CIRCUIT_CONGESTION_BUSY"})
-_REJECTED = frozenset({"CALL_REJECTED"})
-_FAILED = frozenset(
+_BUSY: Final = frozenset({"USER_BUSY", "NORMAL_CIRCUIT_CONGESTION_BUSY"})
+_REJECTED: Final = frozenset({"CALL_REJECTED"})
+_FAILED: Final = frozenset(
     {
         "UNALLOCATED_NUMBER",
         "NO_ROUTE_DESTINATION",
@@ -45,11 +45,13 @@ _FAILED = frozenset(
         "CONGESTION",
     }
 )
-_ATTENDED = frozenset({"ATTENDED_TRANSFER"})
-_HUMAN = frozenset({Party.AGENT, Party.TRUNK, Party.UNKNOWN})
-_AGENT = Party.AGENT
-_TRUNK = Party.TRUNK
-_SYSTEM = Party.SYSTEM
+ATTENDED_CAUSE: Final = "ATTENDED_TRANSFER"
+"""The hang-up cause of an agent's leg that completed an attended transfer."""
+_ATTENDED: Final = frozenset({ATTENDED_CAUSE})
+_HUMAN: Final = frozenset({Party.AGENT, Party.TRUNK, Party.UNKNOWN})
+_AGENT: Final = Party.AGENT
+_TRUNK: Final = Party.TRUNK
+_SYSTEM: Final = Party.SYSTEM
 
 
 @lru_cache(maxsize=65536)
@@ -85,6 +87,15 @@ class LegView:
         if left_at is not None and (ended is None or left_at < ended):
             ended = left_at
         self.ended = ended
+
+    def refresh(self) -> None:
+        """Bring a plain view (no join, no leave) up to date with its leg's facts, in place:
+        the normaliser keeps one per leg rather than making a new one on every change."""
+        facts = self.facts
+        self.version = facts.version
+        self.created = facts.created_at or 0.0
+        self.answered = facts.answered_at
+        self.ended = facts.ended_at
 
 
 class Shape:
@@ -127,17 +138,35 @@ class Shape:
 class ShapeCache:
     """Holds the last :class:`Shape` of one call (owned by the normaliser, per call)."""
 
-    __slots__ = ("shape",)
+    __slots__ = ("shape", "signature")
 
     def __init__(self) -> None:
         self.shape: Shape | None = None
+        self.signature: list[tuple[LegFacts, int, float, bool]] | None = None
+        """For a call whose legs cross into another call: what its shape was made from."""
 
 
-def _shape(views: Sequence[LegView], digits: int, key: int) -> Shape:
+def _order(views: list[LegView]) -> list[int]:
+    """Positions of ``views`` by (created, leg id, position): an insertion sort, as a call
+    has a handful of legs, usually already in order."""
+    order: list[int] = []
+    for i in range(len(views)):
+        v = views[i]
+        pos = len(order)
+        while pos > 0:
+            w = views[order[pos - 1]]
+            if w.created < v.created or (
+                w.created == v.created and w.facts.leg_id <= v.facts.leg_id
+            ):
+                break
+            pos -= 1
+        order.insert(pos, i)
+    return order
+
+
+def _shape(views: list[LegView], digits: int, key: int) -> Shape:
     shape = Shape(key)
-    keyed = [(v.created, v.facts.leg_id, i) for i, v in enumerate(views)]
-    keyed.sort()
-    order = [item[2] for item in keyed]
+    order = _order(views)
     shape.order = order
     first = order[0]
     for i in order:
@@ -190,23 +219,36 @@ def _shape(views: Sequence[LegView], digits: int, key: int) -> Shape:
 
 def derive(
     call_id: str,
-    views: Sequence[LegView],
+    views: list[LegView],
     *,
     internal_digits: int,
     pbx: str = "kazoo",
     seq: int = 0,
     cache: ShapeCache | None = None,
     shape_version: int = -1,
+    prev: Call | None = None,
 ) -> Call:
     """The call record the legs describe, with the state they imply (see ``_state``).
 
     ``cache`` keeps the call's :class:`Shape` while ``shape_version`` stays the same (the
-    caller bumps it whenever a leg joins or a leg's shape changes; -1: do not cache)."""
-    shape = cache.shape if cache is not None and shape_version >= 0 else None
-    if shape is None or shape.key != shape_version:
+    caller bumps it whenever a leg joins or a leg's shape changes; -1: no version, keep the
+    shape while the legs it was made from are unchanged)."""
+    if cache is None:
         shape = _shape(views, internal_digits, shape_version)
-        if cache is not None and shape_version >= 0:
-            cache.shape = shape
+    elif shape_version >= 0:
+        cached = cache.shape
+        if cached is None or cached.key != shape_version:
+            cached = cache.shape = _shape(views, internal_digits, shape_version)
+        shape = cached
+    else:
+        # Legs bridged across calls: no version covers the views (legs join and leave at
+        # bridge times), so the shape is kept while what it is made of stays the same.
+        signature = [(v.facts, v.facts.shape, v.created, v.joined_at is None) for v in views]
+        cached = cache.shape
+        if cached is None or cache.signature != signature:
+            cached = cache.shape = _shape(views, internal_digits, shape_version)
+            cache.signature = signature
+        shape = cached
     ordered = [views[i] for i in shape.order]
     origin = views[shape.origin]
     placer = views[shape.placer] if shape.placer >= 0 else None
@@ -243,7 +285,7 @@ def derive(
         agent = answer[2]
         if agent is not None and (not chain or chain[-1] != agent):
             chain.append(agent)
-    handlers = _dedupe(([placer_agent] if placer_agent is not None else []) + chain)
+    handlers = _handlers(placer_agent, chain)
 
     final_end = ended_at if all_ended and ordered else None
     holds = _hold_intervals(ordered, final_end)
@@ -276,6 +318,17 @@ def derive(
     if final_end is not None:
         end_reason = _end_reason(ordered, origin, answered_at, direction, any_moved_out)
     legs = tuple([_leg_of(v) for v in ordered])
+    agents = handlers
+    on_call = tuple(current)
+    if prev is not None:
+        # Values equal to the published call's are shared with it, not kept twice: fewer
+        # objects live on until the next change (each one the cyclic GC would walk).
+        if _same_legs(legs, prev.legs):
+            legs = prev.legs
+        if agents == prev.agents:
+            agents = prev.agents
+        if on_call == prev.current:
+            on_call = prev.current
     return Call(
         call_id,
         views[shape.first].facts.tenant_id,
@@ -286,9 +339,9 @@ def derive(
         shape.from_name,
         shape.to_number,
         shape.to_name,
-        handlers,
+        agents,
         shape.rung,
-        tuple(current),
+        on_call,
         answered_by,
         missed,
         views[shape.first].created,
@@ -306,12 +359,20 @@ def derive(
     )
 
 
+def _same_legs(a: tuple[Leg, ...], b: tuple[Leg, ...]) -> bool:
+    """The same leg values (each leg's value is kept while its facts are unchanged, so
+    identity is enough, and cheaper than comparing fields)."""
+    if len(a) != len(b):
+        return False
+    return all(a[i] is b[i] for i in range(len(a)))
+
+
 def _answer_order(answer: tuple[float, str, AgentRef | None, LegView]) -> tuple[float, str]:
     return (answer[0], answer[1])
 
 
 def _direction(
-    ordered: Sequence[LegView],
+    ordered: list[LegView],
     origin: LegView,
     placer: LegView | None,
     tag: str | None,
@@ -338,7 +399,7 @@ def _direction(
     return Direction.INBOUND
 
 
-def _target_number(origin: LegView, tag: str | None, ordered: Sequence[LegView]) -> str | None:
+def _target_number(origin: LegView, tag: str | None, ordered: list[LegView]) -> str | None:
     if tag is not None:
         # Click-to-dial: the agent's phone is shown the number it is about to call.
         agent_leg = next((v for v in ordered if v.facts.party is _AGENT), origin).facts
@@ -346,16 +407,19 @@ def _target_number(origin: LegView, tag: str | None, ordered: Sequence[LegView])
     return origin.facts.dialed_number or origin.facts.callee_number
 
 
-def _dedupe(agents: Iterable[AgentRef]) -> tuple[AgentRef, ...]:
-    out: list[AgentRef] = []
-    for agent in agents:
+def _handlers(placer: AgentRef | None, chain: list[AgentRef]) -> tuple[AgentRef, ...]:
+    """The placer, then each agent of the chain, each once."""
+    if placer is None and not chain:
+        return ()
+    out: list[AgentRef] = [] if placer is None else [placer]
+    for agent in chain:
         if agent not in out:
             out.append(agent)
     return tuple(out)
 
 
 def _hold_intervals(
-    ordered: Sequence[LegView], ended_at: float | None
+    ordered: list[LegView], ended_at: float | None
 ) -> list[tuple[float, float | None]]:
     raw: list[tuple[float, float | None]] = []
     for v in ordered:
@@ -381,9 +445,9 @@ def _interval_order(iv: tuple[float, float | None]) -> tuple[float, float]:
 
 
 def _transfers(
-    chain: Sequence[AgentRef],
-    answers: Sequence[tuple[float, str, AgentRef | None, LegView]],
-    ordered: Sequence[LegView],
+    chain: list[AgentRef],
+    answers: list[tuple[float, str, AgentRef | None, LegView]],
+    ordered: list[LegView],
 ) -> tuple[Transfer, ...]:
     if len(chain) < 2:
         return ()
@@ -408,7 +472,7 @@ def _parties(
     direction: Direction,
     origin: LegView,
     placer: LegView | None,
-    ordered: Sequence[LegView],
+    ordered: list[LegView],
     tag: str | None,
 ) -> tuple[str | None, str | None, str | None, str | None]:
     o = origin.facts
@@ -437,11 +501,13 @@ def _parties(
 
 def _handlings(
     placer: LegView | None,
-    answers: Sequence[tuple[float, str, AgentRef | None, LegView]],
-    chain: Sequence[AgentRef],
-    holds: Sequence[tuple[float, float | None]],
+    answers: list[tuple[float, str, AgentRef | None, LegView]],
+    chain: list[AgentRef],
+    holds: list[tuple[float, float | None]],
     ended_at: float | None,
 ) -> tuple[Handling, ...]:
+    if not answers and (placer is None or placer.facts.agent is None):
+        return ()
     spans: list[tuple[AgentRef, float, float | None]] = []
     if placer is not None and placer.facts.agent is not None:
         spans.append((placer.facts.agent, placer.created, placer.ended))
@@ -472,12 +538,14 @@ def _handlings(
     return tuple(out)
 
 
-def _recordings(ordered: Sequence[LegView]) -> tuple[Recording, ...]:
-    found: set[Recording] = set()
+def _recordings(ordered: list[LegView]) -> tuple[Recording, ...]:
+    found: set[Recording] | None = None
     for v in ordered:
         if v.facts.recordings:
+            if found is None:
+                found = set()
             found.update(v.facts.recordings)
-    if not found:
+    if found is None:
         return ()
     keyed = sorted([(r.started_at or 0.0, r.ref, r) for r in found], key=_recording_order)
     return tuple([item[2] for item in keyed])
@@ -488,7 +556,7 @@ def _recording_order(item: tuple[float, str, Recording]) -> tuple[float, str]:
 
 
 def _end_reason(
-    ordered: Sequence[LegView],
+    ordered: list[LegView],
     origin: LegView,
     answered_at: float | None,
     direction: Direction,
@@ -515,7 +583,7 @@ def _end_reason(
 
 
 def _state(
-    ordered: Sequence[LegView],
+    ordered: list[LegView],
     origin: LegView,
     answered_at: float | None,
     ended_at: float | None,
@@ -536,8 +604,8 @@ def _leg_of(view: LegView) -> Leg:
     f = view.facts
     plain = view.joined_at is None and view.left_at is None
     cached = f.leg_cache
-    if plain and cached is not None and cached[0] == f.version:
-        return cached[1]
+    if plain and cached is not None and f.leg_cache_version == f.version:
+        return cached
     leg = Leg(
         f.leg_id,
         f.party,
@@ -550,5 +618,5 @@ def _leg_of(view: LegView) -> Leg:
         f.node,
     )
     if plain:
-        f.leg_cache = (f.version, leg)
+        f.leg_cache, f.leg_cache_version = leg, f.version
     return leg

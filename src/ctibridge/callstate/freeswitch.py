@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from ctibridge.callstate.asterisk import _close, _Groups, _Recent
+from ctibridge.callstate.conversations import _close, _Groups, _Recent
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
 from ctibridge.errors import FieldError
 from ctibridge.protocols.esl import EslEvent

@@ -12,7 +12,7 @@ fields instead of ``getattr`` loops, ``if`` chains instead of dispatch tables.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
 from ctibridge.callstate.model import Leg
@@ -22,18 +22,18 @@ if TYPE_CHECKING:
 
 __all__ = ["LegFacts"]
 
-_CREATED = LegEventKind.CREATED
-_SNAPSHOT = LegEventKind.SNAPSHOT
-_RINGING = LegEventKind.RINGING
-_EARLY = LegEventKind.EARLY
-_ANSWERED = LegEventKind.ANSWERED
-_BRIDGED = LegEventKind.BRIDGED
-_HELD = LegEventKind.HELD
-_UNHELD = LegEventKind.UNHELD
-_DESTROYED = LegEventKind.DESTROYED
+_CREATED: Final = LegEventKind.CREATED
+_SNAPSHOT: Final = LegEventKind.SNAPSHOT
+_RINGING: Final = LegEventKind.RINGING
+_EARLY: Final = LegEventKind.EARLY
+_ANSWERED: Final = LegEventKind.ANSWERED
+_BRIDGED: Final = LegEventKind.BRIDGED
+_HELD: Final = LegEventKind.HELD
+_UNHELD: Final = LegEventKind.UNHELD
+_DESTROYED: Final = LegEventKind.DESTROYED
 
 # Rank of each kind when two events carry the same time: the natural order of a leg's life.
-_RANK: dict[LegEventKind, int] = {
+_RANK: Final[dict[LegEventKind, int]] = {
     _CREATED: 0,
     _SNAPSHOT: 1,
     _RINGING: 2,
@@ -45,36 +45,45 @@ _RANK: dict[LegEventKind, int] = {
     _DESTROYED: 8,
 }
 
-_UNKNOWN = Party.UNKNOWN
-_HOLD = 0
-_UNHOLD = 1
+_UNKNOWN: Final = Party.UNKNOWN
+_HOLD: Final = 0
+_UNHOLD: Final = 1
 
-_Key = tuple[float, int, str]
-"""(event time, kind rank, value): the earliest wins; equal keys are the same value."""
+_NEVER: Final = 1e300
+"""The time of a field no event has carried yet (later than any unix time; a literal,
+so the compiled code holds it as a constant)."""
 
 
-def _earlier(old: _Key | None, at: float, rank: int, value: str) -> _Key | None:
-    """The new key when (at, rank, value) beats ``old``; else None."""
-    if old is None:
-        return (at, rank, value)
-    if at > old[0]:
-        return None
-    new = (at, rank, value)
-    return new if new < old else None
+def _wins(at: float, rank: int, value: str, t: float, r: int, current: str | None) -> bool:
+    """Does (at, rank, value) come before the (t, r, current) a field holds? The earliest
+    event wins; at the same time the earlier kind; then the lesser value."""
+    if at != t:
+        return at < t
+    if rank != r:
+        return rank < r
+    return current is None or value < current
 
 
 class LegFacts:
     """Mutable accumulator; owned by one normaliser, never shared."""
 
     __slots__ = (
-        "_k_application",
-        "_k_callee_name",
-        "_k_callee_number",
-        "_k_caller_name",
-        "_k_caller_number",
-        "_k_dialed_number",
-        "_k_node",
-        "_k_origin_tag",
+        "_r_application",
+        "_r_callee_name",
+        "_r_callee_number",
+        "_r_caller_name",
+        "_r_caller_number",
+        "_r_dialed_number",
+        "_r_node",
+        "_r_origin_tag",
+        "_t_application",
+        "_t_callee_name",
+        "_t_callee_number",
+        "_t_caller_name",
+        "_t_caller_number",
+        "_t_dialed_number",
+        "_t_node",
+        "_t_origin_tag",
         "agent",
         "answered_at",
         "application",
@@ -90,8 +99,11 @@ class LegFacts:
         "hangup_cause",
         "holds",
         "key",
-        "last_link",
+        "last_bridge_key",
+        "last_group_key",
+        "last_other",
         "leg_cache",
+        "leg_cache_version",
         "leg_id",
         "linked",
         "node",
@@ -119,18 +131,23 @@ class LegFacts:
         self.party = _UNKNOWN
         self.agent: AgentRef | None = None
         self.originator = False
-        self.holds: set[tuple[float, int]] = set()
+        self.holds: tuple[tuple[float, int], ...] = ()
         """(time, _HOLD or _UNHOLD): a hold and an unhold at the same instant sort hold first."""
         self.bridges: dict[str, float] = {}
         """other leg id -> earliest bridge time."""
-        self.recordings: set[Recording] = set()
+        self.recordings: tuple[Recording, ...] = ()
+        """Each recording once. Tuples, not sets, for these rarely used collections: an
+        empty tuple costs nothing, an empty set over 200 bytes on each of thousands of legs."""
         self.seen: set[tuple[object, ...]] = set()
         """Events already folded in: kind and PBX message id, else what they say."""
-        self.leg_cache: tuple[int, Leg] | None = None
+        self.leg_cache: Leg | None = None
+        self.leg_cache_version = -1
         """The last ``Leg`` value built from these facts (derive reuses it while unchanged)."""
-        self.last_link: tuple[str | None, str | None, str | None] | None = None
+        self.last_group_key: str | None = None
+        self.last_bridge_key: str | None = None
+        self.last_other: str | None = None
         """The grouping keys of the last event (the normaliser's fast path)."""
-        self.linked: set[str] = set()
+        self.linked: tuple[str, ...] = ()
         """Grouping keys this leg was already united with (normaliser bookkeeping)."""
         self.version = 0
         """Bumped on every change (caches of derived values key on it)."""
@@ -147,14 +164,22 @@ class LegFacts:
         self.origin_tag: str | None = None
         self.application: str | None = None
         self.node: str | None = None
-        self._k_caller_number: _Key | None = None
-        self._k_caller_name: _Key | None = None
-        self._k_callee_number: _Key | None = None
-        self._k_callee_name: _Key | None = None
-        self._k_dialed_number: _Key | None = None
-        self._k_origin_tag: _Key | None = None
-        self._k_application: _Key | None = None
-        self._k_node: _Key | None = None
+        self._t_caller_number = _NEVER
+        self._r_caller_number = 0
+        self._t_caller_name = _NEVER
+        self._r_caller_name = 0
+        self._t_callee_number = _NEVER
+        self._r_callee_number = 0
+        self._t_callee_name = _NEVER
+        self._r_callee_name = 0
+        self._t_dialed_number = _NEVER
+        self._r_dialed_number = 0
+        self._t_origin_tag = _NEVER
+        self._r_origin_tag = 0
+        self._t_application = _NEVER
+        self._r_application = 0
+        self._t_node = _NEVER
+        self._r_node = 0
 
     @property
     def ended(self) -> bool:
@@ -186,9 +211,9 @@ class LegFacts:
         elif kind is _BRIDGED:
             self._bridged(event)
         elif kind is _HELD:
-            self.holds.add((at, _HOLD))
+            self._hold((at, _HOLD))
         elif kind is _UNHELD:
-            self.holds.add((at, _UNHOLD))
+            self._hold((at, _UNHOLD))
         elif kind is _EARLY:
             if self.early_at is None or at < self.early_at:
                 self.early_at = at
@@ -220,72 +245,78 @@ class LegFacts:
         return changed
 
     def _describe(self, event: ChannelEvent, at: float, rank: int) -> bool:
-        """Take each descriptive field from the earliest event that carries it."""
+        """Take each descriptive field from the earliest event that carries it (a native
+        float compare rejects the usual later event at once)."""
         changed = False
         value = event.caller_number
-        old = self._k_caller_number
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_caller_number
+            and _wins(
+                at, rank, value, self._t_caller_number, self._r_caller_number, self.caller_number
+            )
         ):
-            self._k_caller_number, self.caller_number, changed = k, value, True
+            self.caller_number, self._t_caller_number, self._r_caller_number = value, at, rank
+            changed = True
         value = event.caller_name
-        old = self._k_caller_name
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_caller_name
+            and _wins(at, rank, value, self._t_caller_name, self._r_caller_name, self.caller_name)
         ):
-            self._k_caller_name, self.caller_name, changed = k, value, True
+            self.caller_name, self._t_caller_name, self._r_caller_name = value, at, rank
+            changed = True
         value = event.callee_number
-        old = self._k_callee_number
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_callee_number
+            and _wins(
+                at, rank, value, self._t_callee_number, self._r_callee_number, self.callee_number
+            )
         ):
-            self._k_callee_number, self.callee_number, changed = k, value, True
+            self.callee_number, self._t_callee_number, self._r_callee_number = value, at, rank
+            changed = True
         value = event.callee_name
-        old = self._k_callee_name
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_callee_name
+            and _wins(at, rank, value, self._t_callee_name, self._r_callee_name, self.callee_name)
         ):
-            self._k_callee_name, self.callee_name, changed = k, value, True
+            self.callee_name, self._t_callee_name, self._r_callee_name = value, at, rank
+            changed = True
         value = event.dialed_number
-        old = self._k_dialed_number
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_dialed_number
+            and _wins(
+                at, rank, value, self._t_dialed_number, self._r_dialed_number, self.dialed_number
+            )
         ):
-            self._k_dialed_number, self.dialed_number, changed = k, value, True
+            self.dialed_number, self._t_dialed_number, self._r_dialed_number = value, at, rank
+            changed = True
         value = event.origin_tag
-        old = self._k_origin_tag
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_origin_tag
+            and _wins(at, rank, value, self._t_origin_tag, self._r_origin_tag, self.origin_tag)
         ):
-            self._k_origin_tag, self.origin_tag, changed = k, value, True
+            self.origin_tag, self._t_origin_tag, self._r_origin_tag = value, at, rank
+            changed = True
         value = event.application
-        old = self._k_application
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_application
+            and _wins(at, rank, value, self._t_application, self._r_application, self.application)
         ):
-            self._k_application, self.application, changed = k, value, True
+            self.application, self._t_application, self._r_application = value, at, rank
+            changed = True
         value = event.node
-        old = self._k_node
         if (
             value
-            and (old is None or at <= old[0])
-            and (k := _earlier(old, at, rank, value)) is not None
+            and at <= self._t_node
+            and _wins(at, rank, value, self._t_node, self._r_node, self.node)
         ):
-            self._k_node, self.node = k, value  # where a leg runs changes nothing it shows
+            self.node, self._t_node, self._r_node = value, at, rank
         return changed
 
     def _bridged(self, event: ChannelEvent) -> None:
@@ -309,13 +340,19 @@ class LegFacts:
             and (self.hangup_cause is None or cause < self.hangup_cause)
         ):
             self.hangup_cause = cause
-        self.recordings.update(event.recordings)
+        for recording in event.recordings:
+            if recording not in self.recordings:
+                self.recordings = (*self.recordings, recording)
 
     def _snapshot(self, event: ChannelEvent) -> None:
         if event.answered and self.answered_at is None:
             self.answered_at = event.at
         if event.held != self.held:
-            self.holds.add((event.at, _HOLD if event.held else _UNHOLD))
+            self._hold((event.at, _HOLD if event.held else _UNHOLD))
+
+    def _hold(self, change: tuple[float, int]) -> None:
+        if change not in self.holds:
+            self.holds = (*self.holds, change)
 
     def hold_intervals(self, until: float | None) -> list[tuple[float, float | None]]:
         """Closed hold intervals; an open one ends at ``until`` (None: still open)."""

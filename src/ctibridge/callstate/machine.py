@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import deque
 from enum import StrEnum
+from typing import Final
 
 from ctibridge.callstate.model import CallEventName, CallState
 
-__all__ = ["EVENT_OF", "TRANSITIONS", "Trigger", "path", "render_dot"]
+__all__ = ["EVENT_OF", "TRANSITIONS", "Trigger", "path", "render_dot", "steps"]
 
 
 class Trigger(StrEnum):
@@ -65,12 +66,12 @@ def _shortest(start: CallState, goal: CallState) -> tuple[Trigger, ...] | None:
     return None
 
 
-_PATHS: dict[tuple[CallState, CallState], tuple[Trigger, ...] | None] = {
+_PATHS: Final[dict[tuple[CallState, CallState], tuple[Trigger, ...] | None]] = {
     (a, b): _shortest(a, b) for a in CallState for b in CallState
 }
 
 
-_PATHS_FROM: dict[CallState, dict[CallState, tuple[Trigger, ...] | None]] = {
+_PATHS_FROM: Final[dict[CallState, dict[CallState, tuple[Trigger, ...] | None]]] = {
     a: {b: _PATHS[a, b] for b in CallState} for a in CallState
 }
 
@@ -79,6 +80,26 @@ def path(published: CallState, derived: CallState) -> tuple[Trigger, ...] | None
     """Triggers that take a call from ``published`` to ``derived``; ``None`` if that would
     move it backwards (then the published state stands)."""
     return _PATHS_FROM[published][derived]
+
+
+def _steps_of(start: CallState, goal: CallState) -> tuple[tuple[CallEventName, CallState], ...]:
+    out: list[tuple[CallEventName, CallState]] = []
+    state = start
+    for trigger in _PATHS[start, goal] or ():
+        state = TRANSITIONS[state, trigger]
+        out.append((EVENT_OF[trigger], state))
+    return tuple(out)
+
+
+_STEPS: Final[dict[CallState, dict[CallState, tuple[tuple[CallEventName, CallState], ...]]]] = {
+    a: {b: _steps_of(a, b) for b in CallState} for a in CallState
+}
+
+
+def steps(published: CallState, derived: CallState) -> tuple[tuple[CallEventName, CallState], ...]:
+    """``path`` as the events to emit: (call event, state after it) for each step; empty
+    when the derived state is the published one or behind it."""
+    return _STEPS[published][derived]
 
 
 def render_dot() -> str:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Final
 
-from ctibridge.callstate.derive import LegView, ShapeCache, derive
+from ctibridge.callstate.derive import ATTENDED_CAUSE, LegView, ShapeCache, derive
 from ctibridge.callstate.events import ChannelEvent, LegEventKind
 from ctibridge.callstate.legs import LegFacts
-from ctibridge.callstate.machine import EVENT_OF, TRANSITIONS, path
+from ctibridge.callstate.machine import steps
 from ctibridge.callstate.model import Call, CallChanged, CallEventName, CallState
 
 __all__ = ["RESYNC_CAUSE", "Normaliser"]
@@ -29,20 +30,26 @@ __all__ = ["RESYNC_CAUSE", "Normaliser"]
 RESYNC_CAUSE = "GONE_DURING_RESYNC"
 """Hang-up cause given to a leg the phone system no longer lists after a reconnect."""
 
-_SEP = "\x1f"
+_SEP: Final = "\x1f"
+_GROUP: Final = "G\x1f"
+_BRIDGE: Final = "B\x1f"
 
 
 class _Box:
     """One call as published: the union-find root's payload."""
 
     __slots__ = (
-        "call_id", "cross", "dirty", "legs", "nodes", "pbx", "published", "shape",
-        "shape_version",
+        "bridge_node", "call_id", "cross", "dirty", "group_node", "legs", "nodes", "pbx",
+        "published", "shape", "shape_version",
     )  # fmt: skip
 
     def __init__(self, pbx: str) -> None:
         self.legs: dict[str, LegFacts] = {}
         self.nodes: set[str] = set()
+        self.group_node = ""
+        """The least group-key node of the call (its id), empty while it has none."""
+        self.bridge_node = ""
+        """The least bridge-key node (the id of a call without a group key)."""
         self.published: Call | None = None
         self.call_id = ""
         """Derived from the nodes; empty when they changed since."""
@@ -79,6 +86,8 @@ class Normaliser:
         self._tombstones: OrderedDict[str, None] = OrderedDict()
         self._merged: dict[str, set[str]] = {}
         """root -> ids of published calls merged into it, not yet announced as replaced."""
+        self._regrouped = False
+        """The event being applied merged two calls (then it is visible, whatever it is)."""
 
     # -- public API -------------------------------------------------------------------
 
@@ -90,7 +99,7 @@ class Normaliser:
         facts = tenant_legs.get(event.leg_id)
         is_new = facts is None
         if facts is None:
-            key = event.tenant_id + _SEP + event.leg_id
+            key = f"{event.tenant_id}{_SEP}{event.leg_id}"
             if key in self._tombstones:
                 return []
             facts = LegFacts(event.leg_id, event.tenant_id)
@@ -101,6 +110,7 @@ class Normaliser:
         shape = facts.shape
         if not facts.add(event):
             return []
+        self._regrouped = False
         root = self._link(key, facts, event, is_new)
         box = self._boxes[root]
         if is_new or facts.shape != shape:
@@ -108,10 +118,10 @@ class Normaliser:
         kind = event.kind
         other_leg = event.other_leg_id
         bridged = kind is LegEventKind.BRIDGED and other_leg is not None
-        other = event.tenant_id + _SEP + other_leg if bridged and other_leg else None
+        other = f"{event.tenant_id}{_SEP}{other_leg}" if bridged and other_leg else None
         if other is not None:
             self._bridged_by.setdefault(other, set()).add(key)
-        if not is_new and self._invisible(kind, facts, root, other):
+        if not is_new and not self._regrouped and self._invisible(event, facts, box, root, other):
             box.dirty = True
             return []
         # Legs bridged across calls (attended transfer) change both calls.
@@ -124,19 +134,26 @@ class Normaliser:
             return self._publish(roots)
         return self._publish_one(root)
 
-    def _invisible(self, kind: LegEventKind, facts: LegFacts, root: str, other: str | None) -> bool:
+    def _invisible(
+        self, event: ChannelEvent, facts: LegFacts, box: _Box, root: str, other: str | None
+    ) -> bool:
         """Events that change nothing a call record shows while the call is live: early
-        media, the PBX answering the caller's leg, a bridge inside the call. Their facts are
-        kept; the record is brought up to date on the next visible change (or on read)."""
-        box = self._boxes[root]
-        if box.published is None or box.published.state is CallState.ENDED:
+        media, the PBX answering the caller's leg, a bridge inside the call, a leg that never
+        answered going away while others go on (a losing ring-group phone, a caller's leg
+        torn down a moment before the callee's). Their facts are kept; the record is brought
+        up to date on the next visible change (or on read)."""
+        published = box.published
+        if published is None or published.state is CallState.ENDED:
             return False
+        kind = event.kind
         if kind is LegEventKind.EARLY:
             return True
         if kind is LegEventKind.ANSWERED:
             return facts.originator and facts.origin_tag is None
         if kind is LegEventKind.BRIDGED:
             return other is not None and other in self._facts and self._find(other) == root
+        if kind is LegEventKind.DESTROYED:
+            return _quiet_end(event, facts, box, published)
         return False
 
     def apply_many(self, events: Iterable[ChannelEvent]) -> list[CallChanged]:
@@ -203,25 +220,38 @@ class Normaliser:
             parent[node], node = root, parent[node]
         return root
 
-    def _node(self, node: str, pbx: str) -> str:
-        if node not in self._parent:
-            self._parent[node] = node
-            box = _Box(pbx)
-            box.nodes.add(node)
-            self._boxes[node] = box
-            return node
-        return self._find(node)
+    def _add_node(self, box: _Box, root: str, node: str) -> None:
+        """Make ``node`` (a grouping key never seen before) part of the call at ``root``."""
+        self._parent[node] = root
+        box.nodes.add(node)
+        if node.startswith(_GROUP):
+            if not box.group_node or node < box.group_node:
+                box.group_node, box.call_id = node, ""
+        elif node.startswith(_BRIDGE) and (not box.bridge_node or node < box.bridge_node):
+            box.bridge_node, box.call_id = node, ""
 
-    def _union(self, a: str, b: str, pbx: str) -> str:
-        ra, rb = self._node(a, pbx), self._node(b, pbx)
+    def _new_box(self, key: str, facts: LegFacts, pbx: str) -> str:
+        self._parent[key] = key
+        box = self._boxes[key] = _Box(pbx)
+        box.nodes.add(key)
+        box.legs[key] = facts
+        return key
+
+    def _union(self, ra: str, rb: str) -> str:
+        """Merge the calls at roots ``ra`` and ``rb``; return the surviving root."""
         if ra == rb:
             return ra
+        self._regrouped = True
         if len(self._boxes[ra].nodes) < len(self._boxes[rb].nodes):
             ra, rb = rb, ra
         big, small = ra, rb
         self._parent[small] = big
         keep, gone = self._boxes[big], self._boxes.pop(small)
         keep.nodes |= gone.nodes
+        if gone.group_node and (not keep.group_node or gone.group_node < keep.group_node):
+            keep.group_node = gone.group_node
+        if gone.bridge_node and (not keep.bridge_node or gone.bridge_node < keep.bridge_node):
+            keep.bridge_node = gone.bridge_node
         keep.call_id = ""
         keep.dirty = True
         keep.cross = keep.cross or gone.cross
@@ -234,36 +264,67 @@ class Normaliser:
         self._merged.setdefault(big, set()).update(self._merged.pop(small, set()))
         return big
 
+    def _join(self, root: str, target: str) -> str:
+        """The call at ``root`` now also holds grouping key ``target``."""
+        if target in self._parent:
+            return self._union(root, self._find(target))
+        self._add_node(self._boxes[root], root, target)
+        return root
+
     def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> str:
         """Union the leg with what its event names; return the call's root."""
         other = event.other_leg_id if event.kind is not LegEventKind.BRIDGED else None
-        keys = (event.group_key, event.bridge_key, other)
-        if not is_new and keys == facts.last_link:
+        group_key, bridge_key = event.group_key, event.bridge_key
+        if (
+            not is_new
+            and group_key == facts.last_group_key
+            and bridge_key == facts.last_bridge_key
+            and other == facts.last_other
+        ):
             return self._find(key)  # the usual case: the same keys as last time
-        facts.last_link = keys
-        pbx, tenant = event.pbx, event.tenant_id
-        if event.group_key:
-            target = "G" + _SEP + tenant + _SEP + event.group_key
-        elif event.bridge_key:
-            target = "B" + _SEP + tenant + _SEP + event.bridge_key
-        elif event.other_leg_id and event.kind is not LegEventKind.BRIDGED:
-            target = tenant + _SEP + event.other_leg_id
+        facts.last_group_key, facts.last_bridge_key, facts.last_other = group_key, bridge_key, other
+        tenant = event.tenant_id
+        if group_key:
+            target = f"{_GROUP}{tenant}{_SEP}{group_key}"
+        elif bridge_key:
+            target = f"{_BRIDGE}{tenant}{_SEP}{bridge_key}"
+        elif other:
+            target = f"{tenant}{_SEP}{other}"
         else:
             target = ""
         if not is_new and target in facts.linked:
             return self._find(key)  # the usual case: nothing new to link
-        root = self._node(key, pbx)
-        if is_new:
-            self._boxes[root].legs[key] = facts
         if target:
-            facts.linked.add(target)
-            root = self._union(root, target, pbx)
-        if is_new:
-            facts.linked.add("")
-            # A leg is the target of its own id used as a bridge key elsewhere.
-            bnode = "B" + _SEP + tenant + _SEP + event.leg_id
-            if bnode in self._parent:
-                root = self._union(root, bnode, pbx)
+            facts.linked = (*facts.linked, target)
+        if not is_new:
+            return self._join(self._find(key), target) if target else self._find(key)
+        facts.linked = (*facts.linked, "")
+        if key in self._parent:
+            # Named before by another leg (as its other leg): this joins that call.
+            root = self._find(key)
+            box = self._boxes[root]
+            box.legs[key] = facts
+            if not box.group_node and not box.bridge_node:
+                box.call_id = ""
+            if target:
+                root = self._join(root, target)
+        elif target and target in self._parent:
+            # A new leg of a known call (the usual case): it joins that call directly.
+            root = self._find(target)
+            box = self._boxes[root]
+            self._parent[key] = root
+            box.nodes.add(key)
+            box.legs[key] = facts
+            if not box.group_node and not box.bridge_node:
+                box.call_id = ""  # named after its earliest leg, which this may be
+        else:
+            root = self._new_box(key, facts, event.pbx)
+            if target:
+                self._add_node(self._boxes[root], root, target)
+        # A leg is the target of its own id used as a bridge key elsewhere.
+        bnode = f"{_BRIDGE}{tenant}{_SEP}{event.leg_id}"
+        if bnode in self._parent:
+            root = self._union(root, self._find(bnode))
         return root
 
     # -- publishing -------------------------------------------------------------------
@@ -329,6 +390,7 @@ class Normaliser:
             seq=(prev.seq if prev is not None else 0) + 1,
             cache=box.shape,
             shape_version=-1 if box.cross else box.shape_version,
+            prev=prev,
         )
         box.dirty = False
         replaces: tuple[str, ...] = ()
@@ -347,6 +409,8 @@ class Normaliser:
             else:
                 box.published = prev.replace(legs=derived.legs)
         if box.published is not None and box.published.state is CallState.ENDED:
+            if root not in self._ended:
+                _compact(box)
             self._ended[root] = None
             self._ended.move_to_end(root)
             self._evict()
@@ -371,6 +435,9 @@ class Normaliser:
                 self._parent.pop(node, None)
                 if node in self._facts:
                     gone = self._facts.pop(node)
+                    # The leg and its cached view refer to each other: break the cycle so
+                    # reference counting frees them now, not a full collection much later.
+                    gone.view_cache = None
                     self._by_tenant.get(gone.tenant_id, {}).pop(gone.leg_id, None)
                     self._bridged_by.pop(node, None)
                     self._tombstones[node] = None
@@ -378,27 +445,56 @@ class Normaliser:
                 self._tombstones.popitem(last=False)
 
 
+def _quiet_end(event: ChannelEvent, facts: LegFacts, box: _Box, published: Call) -> bool:
+    """A leg's end that changes nothing the live call shows: the leg never answered (so it
+    is in no answer, hand-over or talk time), held nothing, brings no recording, names no
+    transfer, is not how an agent still on the call is on it, and another leg lives on (so
+    the call does not end). Only ``legs`` would change, which is not worth an event."""
+    if box.cross or facts.answered_at is not None or facts.holds or event.recordings:
+        return False
+    if facts.hangup_cause == ATTENDED_CAUSE:
+        return False
+    if facts.agent is not None and facts.agent in published.current:
+        return False
+    return any(leg is not facts and leg.ended_at is None for leg in box.legs.values())
+
+
+def _compact(box: _Box) -> None:
+    """A call just ended: drop what only speeds up a live call (views, leg values, the
+    shape), now, while it is warm in the cache, rather than when the call is evicted long
+    after; a late event rebuilds them. This also breaks the leg <-> view reference cycle,
+    so reference counting frees the leg when it goes."""
+    for facts in box.legs.values():
+        facts.view_cache = None
+        facts.leg_cache = None
+    box.shape = ShapeCache()
+
+
 def _plain_view(facts: LegFacts) -> LegView:
-    """The leg as its own call sees it, reused while the leg's facts do not change."""
-    cached = facts.view_cache
-    if cached is not None and cached.version == facts.version:
-        return cached
-    view = LegView(facts)
-    facts.view_cache = view
+    """The leg as its own call sees it: one view per leg, brought up to date when the
+    leg's facts change."""
+    view = facts.view_cache
+    if view is None:
+        view = facts.view_cache = LegView(facts)
+    elif view.version != facts.version:
+        view.refresh()
     return view
 
 
 def _start(box: _Box) -> float:
-    return min((f.created_at or 0.0 for f in box.legs.values()), default=0.0)
+    start = -1.0
+    for f in box.legs.values():
+        at = f.created_at or 0.0
+        if start < 0.0 or at < start:
+            start = at
+    return max(start, 0.0)
 
 
 def _call_id(box: _Box) -> str:
-    groups = sorted(n for n in box.nodes if n.startswith("G" + _SEP))
-    if groups:
-        return groups[0].rsplit(_SEP, 1)[1]
-    bridges = sorted(n for n in box.nodes if n.startswith("B" + _SEP))
-    if bridges:
-        return bridges[0].rsplit(_SEP, 1)[1]
+    if box.group_node:
+        return box.group_node.rsplit(_SEP, 1)[1]
+    if box.bridge_node:
+        return box.bridge_node.rsplit(_SEP, 1)[1]
     first = min(box.legs.values(), key=lambda f: (f.created_at or 0.0, f.leg_id))
     return first.leg_id
 
@@ -433,11 +529,14 @@ def _changes(prev: Call | None, derived: Call, replaces: tuple[str, ...]) -> lis
     names: list[tuple[CallEventName, CallState]] = []
     if prev is None:
         names.append((CallEventName.CREATED, state))
-    for trigger in path(state, derived.state) or ():
-        state = TRANSITIONS[state, trigger]
-        names.append((EVENT_OF[trigger], state))
+    if derived.state is not state:
+        walk = steps(state, derived.state)
+        if walk:
+            names.extend(walk)
+            state = derived.state
     known = len(prev.transfers) if prev is not None else 0
-    names.extend((CallEventName.TRANSFERRED, state) for _ in derived.transfers[known:])
+    if len(derived.transfers) > known:
+        names.extend((CallEventName.TRANSFERRED, state) for _ in derived.transfers[known:])
     if not names:
         if prev is None or not _differs(prev, derived):
             return []

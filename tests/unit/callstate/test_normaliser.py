@@ -640,3 +640,34 @@ def test_eviction_keeps_memory_bounded_and_drops_late_events() -> None:
     assert len(norm.calls()) == 2
     late = ChannelEvent(kind=K.ANSWERED, tenant_id="acc1", leg_id="a0", at=T0 + 99)
     assert norm.apply(late) == []
+
+
+def test_an_otherwise_invisible_event_that_joins_two_calls_is_published() -> None:
+    """The caller's leg is first seen without the interaction id, so it starts a call of
+    its own; its hang-up (a leg that never answered ending while another lives: an event
+    that alone changes nothing) is the first to carry the id, and joins the two calls."""
+    s = Script()
+    c = s.leg("c", party=Party.TRUNK, originator=True, caller_number="+447700900123", group=None)
+    a = s.leg("a", party=Party.AGENT, ext="101")
+    c.create(T0)
+    a.create(T0 + 1)
+    events = list(s.events)
+    norm = Normaliser()
+    norm.apply_many(events)
+    assert len(norm.active_calls()) == 2
+    hangup = ChannelEvent(
+        kind=K.DESTROYED,
+        tenant_id=events[0].tenant_id,
+        leg_id="c",
+        at=T0 + 9,
+        group_key="I1",
+        originator=True,
+        party=Party.TRUNK,
+        hangup_cause="ORIGINATOR_CANCEL",
+    )
+    changes = norm.apply(hangup)
+    assert changes, "the merge must be published"
+    (call,) = norm.active_calls()
+    assert call.state is CallState.RINGING
+    assert {leg.leg_id for leg in call.legs} == {"a", "c"}
+    assert changes[0].replaces
