@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
+from urllib.parse import urlsplit
 
 from ctibridge.errors import ConfigError
 
@@ -57,6 +58,9 @@ class KazooSettings:
     ping_interval: float = 20.0
     request_timeout: float = 10.0
     max_message_bytes: int = 1_048_576
+    queue_size: int = 10_000
+    """Events read from the PBX and not yet handed on; when full, reading pauses (TCP pushes
+    back on the PBX) until the calls service catches up. Nothing is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,8 @@ class AsteriskSettings:
     reconnect_max: float = 30.0
     ping_interval: float = 20.0
     request_timeout: float = 10.0
+    queue_size: int = 10_000
+    """As ``kazoo.queue_size``."""
     agent_pattern: str = ""
     """Regex (full match) for agent devices beyond short PJSIP/SIP/IAX2 extensions, e.g.
     ``PJSIP/(?P<ext>[a-z]+)``; empty: none."""
@@ -97,6 +103,8 @@ class FreeswitchSettings:
     reconnect_max: float = 30.0
     ping_interval: float = 20.0
     request_timeout: float = 10.0
+    queue_size: int = 10_000
+    """As ``kazoo.queue_size``."""
     agent_profiles: tuple[str, ...] = ("internal",)
     """SIP profiles of the agents' phones."""
     trunk_profiles: tuple[str, ...] = ("external",)
@@ -176,9 +184,29 @@ class RecordingsSettings:
 
     enabled: bool = True
     store: str = "local"
-    """Where recordings are kept: ``local`` (a directory)."""
+    """Where recordings are kept: ``local`` (a directory) or ``s3`` (an S3-compatible object
+    store: AWS S3, MinIO, Ceph, Wasabi...; needs the ``s3`` extra, ``pip install
+    'ctibridge[s3]'``)."""
     directory: str = ""
     """The ``local`` store's directory. Empty: ``recordings`` in the data directory."""
+    s3_bucket: str = ""
+    """The ``s3`` store's bucket (required with ``store = "s3"``; it must exist)."""
+    s3_prefix: str = ""
+    """Key prefix inside the bucket, e.g. ``ctibridge/recordings``; empty: the bucket's root."""
+    s3_region: str = ""
+    """Region of the bucket. Empty: the AWS chain (``AWS_REGION``, ``~/.aws/config``)."""
+    s3_endpoint_url: str = ""
+    """Endpoint of a non-AWS store, e.g. ``https://minio.example.net:9000``. Empty: AWS."""
+    s3_access_key_id: str = ""
+    """Static credentials (both or neither). Empty: the standard AWS credential chain
+    (environment, shared credentials file, instance or container role)."""
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_path_style: bool = False
+    """Path-style addressing (``endpoint/bucket/key``) instead of virtual-hosted
+    (``bucket.endpoint/key``): what MinIO and Ceph usually need."""
+    s3_max_attempts: int = 3
+    """Attempts per S3 request (transient errors, standard retry mode); a failed upload is
+    then retried by the recordings worker like a failed fetch."""
     kazoo_fetch: bool = True
     """Fetch Kazoo recordings through crossbar (with the ``[kazoo]`` API key)."""
     asterisk_dir: str = "/var/spool/asterisk/monitor"
@@ -199,6 +227,8 @@ class RecordingsSettings:
     """Seconds before the first retry; doubled each time, with jitter."""
     retry_max: float = 900.0
     request_timeout: float = 30.0
+    """Seconds per HTTP operation: fetching from Asterisk/FreeSWITCH over HTTP, and every
+    request to the ``s3`` store (connect, and each read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +264,7 @@ class Settings:
 
 _T = TypeVar("_T")
 CRM_PROVIDERS = ("none", "memory", "builtin", "salesforce")
-RECORDING_STORES = ("local",)
+RECORDING_STORES = ("local", "s3")
 _TOP_LEVEL = ("data_dir", "log_level", "log_format")
 
 
@@ -363,6 +393,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("calls.internal_digits must be between 1 and 15")
     if settings.push.queue_size < 1:
         raise ConfigError("push.queue_size must be at least 1")
+    pbx_queues = {
+        "kazoo": settings.kazoo.queue_size,
+        "asterisk": settings.asterisk.queue_size,
+        "freeswitch": settings.freeswitch.queue_size,
+    }
+    for pbx, size in pbx_queues.items():
+        if size < 1:
+            raise ConfigError(f"{pbx}.queue_size must be at least 1")
     if bool(settings.web.tls_cert) != bool(settings.web.tls_key):
         raise ConfigError("web.tls_cert and web.tls_key go together")
     if settings.crm.provider not in CRM_PROVIDERS:
@@ -396,3 +434,41 @@ def _validate_recordings(rec: RecordingsSettings) -> None:
         raise ConfigError("recordings.max_bytes and recordings.max_attempts must be at least 1")
     if not 0 < rec.retry_initial <= rec.retry_max:
         raise ConfigError("recordings: need 0 < retry_initial <= retry_max")
+    if rec.request_timeout <= 0:
+        raise ConfigError("recordings.request_timeout must be positive")
+    if rec.store == "s3":
+        _validate_s3(rec)
+    elif rec.s3_bucket:
+        raise ConfigError(
+            f"recordings.s3_bucket is set but recordings.store is {rec.store!r}: "
+            'set recordings.store = "s3" to keep recordings in the bucket'
+        )
+
+
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}[A-Za-z0-9]$")
+
+
+def _validate_s3(rec: RecordingsSettings) -> None:
+    if not rec.s3_bucket:
+        raise ConfigError('recordings.s3_bucket is required when recordings.store = "s3"')
+    if not _BUCKET.match(rec.s3_bucket):
+        raise ConfigError(
+            f"recordings.s3_bucket {rec.s3_bucket!r} is not a bucket name (3 or more letters, "
+            "digits, '.', '-', '_'; a folder inside the bucket goes in recordings.s3_prefix)"
+        )
+    prefix = rec.s3_prefix.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ConfigError(f"recordings.s3_prefix {rec.s3_prefix!r} has an empty, . or .. part")
+    endpoint = rec.s3_endpoint_url
+    url = urlsplit(endpoint)
+    if endpoint and (url.scheme not in ("http", "https") or not url.hostname):
+        raise ConfigError(
+            f"recordings.s3_endpoint_url {endpoint!r} is not an http(s)://host[:port] URL"
+        )
+    if bool(rec.s3_access_key_id) != bool(rec.s3_secret_access_key):
+        raise ConfigError(
+            "recordings.s3_access_key_id and recordings.s3_secret_access_key go together "
+            "(or leave both empty for the AWS credential chain)"
+        )
+    if rec.s3_max_attempts < 1:
+        raise ConfigError("recordings.s3_max_attempts must be at least 1")

@@ -9,7 +9,8 @@ import dataclasses
 from typing import Any
 
 from ctibridge.config import KazooSettings
-from ctibridge.demo.kazoo_server import KazooServer, QuickCall, RecordedRequest, Subscription
+from ctibridge.demo.kazoo.server import KazooServer
+from ctibridge.demo.kazoo.state import QuickCall, RecordedRequest, Subscription
 from ctibridge.protocols.kazoo import GREGORIAN_OFFSET
 
 __all__ = [

@@ -22,6 +22,7 @@ from ctibridge.errors import ConfigError, PbxAuthError
 from ctibridge.protocols.ami import AmiProtocol
 from ctibridge.services.runtime import build_services
 from tests.fakes.fake_ami import FakeAmi, capture_events, core_show_channel
+from tests.integration.slow_sink import SlowSink, assert_held_back
 
 K = LegEventKind
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ami"
@@ -455,3 +456,75 @@ def test_settings_come_from_the_environment_and_are_checked() -> None:
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load(None, {**env, **bad})
+
+
+# -- backpressure -------------------------------------------------------------------------------
+
+BOUND = 20
+"""The event queue's size in these tests (far fewer than the events sent)."""
+
+
+def carrier_legs(count: int) -> list[tuple[str, dict[str, str]]]:
+    """``count`` new inbound carrier channels: (Uniqueid, Newchannel event)."""
+    return [
+        (f"1795267000.{n}", newchannel(f"1795267000.{n}", f"PJSIP/carrier-{n:08x}", T0 + n))
+        for n in range(count)
+    ]
+
+
+@contextlib.asynccontextmanager
+async def held_back(
+    ami: FakeAmi, count: int, **overrides: Any
+) -> AsyncIterator[tuple[AmiConnector, SlowSink, list[str]]]:
+    """A connector whose sink stalls until ``count`` events have filled its queue; the
+    sink goes on (slowly) when the block ends."""
+    sink = SlowSink()
+    connector = AmiConnector(ami.settings(queue_size=BOUND, **overrides), sink=sink)
+    sink.probe = lambda: connector.status()["events_queued"]
+    legs = carrier_legs(count)
+    async with running(connector):
+        await until(lambda: connector.status()["connected"], "connection")
+        sink.gate.clear()
+        for _, event in legs:
+            await ami.push_event(event)
+        await until(lambda: connector.status()["events_queued"] == BOUND, "a full queue")
+        try:
+            yield connector, sink, [uniqueid for uniqueid, _ in legs]
+        finally:
+            sink.gate.set()
+
+
+async def test_a_slow_sink_holds_the_socket_back_and_loses_nothing(ami: FakeAmi) -> None:
+    async with held_back(ami, 15 * BOUND) as (connector, sink, legs):
+        sink.gate.set()
+        await until(lambda: len(sink.received) == len(legs), "every event")
+        status = connector.status()
+    assert_held_back(sink, legs, status, BOUND)
+
+
+async def test_a_connection_closed_behind_a_full_queue_ends_the_session_after_its_events(
+    ami: FakeAmi,
+) -> None:
+    async with held_back(ami, 5 * BOUND) as (connector, sink, legs):
+        await ami.drop()  # the server hangs up while the reader waits for room
+        sink.gate.set()
+        await until(lambda: len(sink.resyncs) == 2, "a new session")
+        await until(lambda: connector.status()["connected"], "reconnection")
+        status = connector.status()
+    assert sink.leg_ids() == legs  # all that was sent, then the end of the session
+    assert status["reconnects"] == 1
+    assert "closed by the server" in status["last_error"]
+
+
+async def test_pings_unanswered_behind_a_full_queue_do_not_end_the_session(
+    ami: FakeAmi,
+) -> None:
+    timings = {"ping_interval": 0.02, "request_timeout": 0.1}
+    async with held_back(ami, 3 * BOUND, **timings) as (connector, sink, legs):
+        held_at = ami.actions().count("Ping")
+        await until(lambda: ami.actions().count("Ping") >= held_at + 3, "pings while held")
+        sink.gate.set()
+        await until(lambda: len(sink.received) == len(legs), "every event")
+        status = connector.status()
+    assert sink.leg_ids() == legs
+    assert status["connected"] and status["reconnects"] == 0 and len(sink.resyncs) == 1

@@ -21,6 +21,7 @@ from ctibridge.errors import ConfigError, PbxAuthError
 from ctibridge.protocols.esl import EslProtocol
 from ctibridge.services.runtime import build_services
 from tests.fakes.fake_esl import FakeEsl, capture_events, event_frame, frame
+from tests.integration.slow_sink import SlowSink, assert_held_back
 
 K = LegEventKind
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "esl"
@@ -422,3 +423,37 @@ def test_settings_come_from_the_environment_and_are_checked() -> None:
     assert fs.agent_profiles == ("internal", "agents") and fs.trunk_profiles == ("external",)
     with pytest.raises(ConfigError, match=r"freeswitch\.password"):
         load(None, {**env, "CTIBRIDGE_FREESWITCH_PASSWORD": ""})
+
+
+# -- backpressure -------------------------------------------------------------------------------
+
+BOUND = 20
+"""The event queue's size in these tests (far fewer than the events sent)."""
+
+
+async def test_a_slow_sink_holds_the_socket_back_and_loses_nothing(fs: FakeEsl) -> None:
+    sink = SlowSink()
+    connector = EslConnector(fs.settings(queue_size=BOUND), sink=sink)
+    sink.probe = lambda: connector.status()["events_queued"]
+    legs = [f"cccccccc-0000-0000-0000-{n:012}" for n in range(15 * BOUND)]
+    async with running(connector):
+        await until(lambda: connector.status()["connected"], "connection")
+        sink.gate.clear()  # the sink stalls until the queue is full
+        for n, uuid in enumerate(legs):
+            await fs.push_event(channel_event("CHANNEL_CREATE", uuid, T0_US + n))
+        await until(lambda: connector.status()["events_queued"] == BOUND, "a full queue")
+        sink.gate.set()
+        await until(lambda: len(sink.received) == len(legs), "every event")
+        status = connector.status()
+    assert_held_back(sink, legs, status, BOUND)
+
+
+async def test_events_read_with_a_disconnect_notice_are_handed_on_first(fs: FakeEsl) -> None:
+    async with connected(fs) as (connector, sink):
+        first = channel_event("CHANNEL_CREATE", "call-a", T0_US)
+        second = channel_event("CHANNEL_CREATE", "call-b", T0_US + 1)
+        notice = frame("text/disconnect-notice", b"Disconnected, goodbye.\n")
+        await fs.push(event_frame(first) + event_frame(second) + notice)
+        await until(lambda: len(sink.resyncs) == 2, "a new session after the notice")
+    assert sink.legs() == [("call-a", K.CREATED), ("call-b", K.CREATED)]
+    assert "disconnected: Disconnected, goodbye." in connector.status()["last_error"]

@@ -28,6 +28,7 @@ from tests.fakes.fake_kazoo import (
     fake_kazoo,
     settings_for,
 )
+from tests.integration.slow_sink import SlowSink, assert_held_back
 
 BINDINGS = ("call.CHANNEL_CREATE.*", "call.CHANNEL_ANSWER.*", "call.CHANNEL_DESTROY.*")
 
@@ -304,6 +305,54 @@ async def test_refused_binding_is_logged_and_the_others_served(
         f"kazoo: subscribe call.CHANNEL_NOPE.* for account {ACCOUNT} refused: "
         "event CHANNEL_NOPE not supported"
     ]
+
+
+BOUND = 20
+"""The event queue's size in the backpressure tests (far fewer than the events sent)."""
+
+
+async def test_a_slow_sink_holds_the_websocket_back_and_loses_nothing(kazoo: FakeKazoo) -> None:
+    sink = SlowSink()
+    connector = KazooConnector(settings_for(kazoo, queue_size=BOUND), sink=sink)
+    sink.probe = lambda: connector.status()["events_queued"]
+    legs = [f"leg-{n:03}" for n in range(15 * BOUND)]
+    async with running(connector):
+        await until(lambda: connector.status()["connected"], "connection")
+        sink.gate.clear()  # the sink stalls until the queue is full
+        for n, leg in enumerate(legs):
+            await kazoo.publish(ACCOUNT, call_event("CHANNEL_CREATE", leg, at=n))
+        await until(lambda: connector.status()["events_queued"] == BOUND, "a full queue")
+        sink.gate.set()
+        await until(lambda: len(sink.received) == len(legs), "every event")
+        status = connector.status()
+    assert_held_back(sink, legs, status, BOUND)
+    assert status["events_received"] == len(legs)
+
+
+async def test_pings_unanswered_behind_a_full_queue_do_not_end_the_session(
+    kazoo: FakeKazoo,
+) -> None:
+    sink = SlowSink()
+    overrides = {"queue_size": BOUND, "ping_interval": 0.02, "request_timeout": 0.1}
+    connector = KazooConnector(settings_for(kazoo, **overrides), sink=sink)
+
+    def pings() -> int:
+        return sum(m.get("action") == "ping" for m in kazoo.ws_messages())
+
+    legs = [f"leg-{n:03}" for n in range(3 * BOUND)]
+    async with running(connector):
+        await until(lambda: connector.status()["connected"], "connection")
+        sink.gate.clear()
+        for leg in legs:
+            await kazoo.publish(ACCOUNT, call_event("CHANNEL_CREATE", leg))
+        await until(lambda: connector.status()["events_queued"] == BOUND, "a full queue")
+        held_at = pings()
+        await until(lambda: pings() >= held_at + 3, "three pings while the reader is held")
+        sink.gate.set()
+        await until(lambda: len(sink.received) == len(legs), "every event")
+        status = connector.status()
+    assert sink.leg_ids() == legs
+    assert status["connected"] and status["reconnects"] == 0 and len(sink.resyncs) == 1
 
 
 @contextlib.asynccontextmanager

@@ -5,6 +5,9 @@ then an MD5 ``Key``) with the event mask ``call,dialplan`` → two ``Filter`` ac
 the events the mapper reads cross the wire → ``CoreShowChannels`` (the ``CoreShowChannel``
 list up to ``CoreShowChannelsComplete``) → ``mapper.snapshot`` → ``sink.resync`` → events,
 in order, in batches. Events that arrive before the resync is handed on wait in the queue.
+The queue holds at most ``queue_size`` events: when the sink falls that far behind, the
+reader stops reading the socket until there is room (TCP pushes back on Asterisk), and
+nothing is dropped.
 A ``Ping`` every ``ping_interval`` keeps the session honest. A broken stream (FrameError,
 wrong banner), a silent or closed socket: backoff, reconnect, log in, resync. Refused
 credentials are fatal (PbxAuthError).
@@ -19,7 +22,6 @@ filter for an event the mapper does not read, once per session, on first use.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -29,15 +31,21 @@ from typing import Any, Final
 from ctibridge.callstate.asterisk import EVENT_NAMES, AsteriskMapper
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.config import AsteriskSettings
-from ctibridge.connectors.base import EventSink, Reconnector, close_writer, next_batch
+from ctibridge.connectors.base import (
+    EventQueue,
+    EventSink,
+    QueueStats,
+    Reconnector,
+    close_writer,
+)
 from ctibridge.errors import FieldError, FrameError, PbxAuthError, PbxUnavailable
 from ctibridge.protocols.ami import AmiMessage, AmiProtocol, Headers
+from ctibridge.tasks import stop
 
 __all__ = ["EVENT_MASK", "FILTERS", "ORIGIN_VARS", "AmiConnector"]
 
 logger = logging.getLogger(__name__)
 
-_BATCH: Final = 500
 _READ: Final = 65536
 EVENT_MASK: Final = "call,dialplan"
 """Event classes we ask for at login: every event the mapper reads is in one of them."""
@@ -89,13 +97,14 @@ class _Manager:
         *,
         where: str,
         reply_timeout: float,
+        queue_size: int,
     ) -> None:
         self.protocol = AmiProtocol(action_prefix="ctibridge")
         self._reader, self._writer = reader, writer
         self._where = where
         self._timeout = reply_timeout
         self._pending: dict[str, _Pending] = {}
-        self._queue: asyncio.Queue[tuple[AmiMessage, float] | BaseException] = asyncio.Queue()
+        self.queue: EventQueue[tuple[AmiMessage, float]] = EventQueue(queue_size)
         self._banner = asyncio.get_running_loop().create_future()
         self._failure: BaseException | None = None
         self._expected: dict[str, asyncio.Future[AmiMessage]] = {}
@@ -104,7 +113,8 @@ class _Manager:
 
     async def banner(self) -> str:
         try:
-            return await asyncio.wait_for(asyncio.shield(self._banner), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.shield(self._banner)
         except TimeoutError as exc:
             raise PbxUnavailable(f"asterisk {self._where}: no banner") from exc
 
@@ -161,9 +171,11 @@ class _Manager:
         self._pending[action_id] = _Pending(future, listing)
         try:
             await self._flush()
-            return await asyncio.wait_for(future, self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await future
         except TimeoutError as exc:
-            raise PbxUnavailable(f"asterisk {self._where}: no reply to {action_id}") from exc
+            held = f" ({len(self.queue)} events wait for the sink)" if self.queue.holding else ""
+            raise PbxUnavailable(f"asterisk {self._where}: no reply to {action_id}{held}") from exc
         finally:
             self._pending.pop(action_id, None)
 
@@ -173,13 +185,14 @@ class _Manager:
         await self._writer.drain()
 
     async def read(self) -> None:
-        """Read until the socket closes or the stream breaks, then queue the reason."""
+        """Read until the socket closes or the stream breaks, then queue the reason. While
+        the queue is full, nothing more is read."""
         reason: BaseException
         try:
             while data := await self._reader.read(_READ):
-                self._receive(data)
+                await self._receive(data)
             if self.protocol.banner is not None:  # else the server hung up before a word
-                self._receive(None)
+                await self._receive(None)
             reason = PbxUnavailable(f"asterisk {self._where}: connection closed by the server")
         except FrameError as exc:
             if self.protocol.banner is None:
@@ -193,30 +206,39 @@ class _Manager:
             reason = exc
         self.fail(reason)
 
-    def _receive(self, data: bytes | None) -> None:
-        """The sans-I/O step; messages parsed before a FrameError are still handed on."""
+    async def _receive(self, data: bytes | None) -> None:
+        """The sans-I/O step. Replies of this read go to their actions at once; its events
+        then wait for room in the queue. Messages parsed before a FrameError are still
+        handed on."""
+        broken: FrameError | None = None
         try:
             if data is None:
                 self.protocol.receive_eof()
             else:
                 self.protocol.receive_data(data)
-        finally:
-            at = time.time()
-            for message in self.protocol.events_received():
-                self._dispatch(message, at)
-            if self.protocol.banner is not None and not self._banner.done():
-                self._banner.set_result(self.protocol.banner)
+        except FrameError as exc:
+            broken = exc
+        at = time.time()
+        events = [m for m in self.protocol.events_received() if self._dispatch(m)]
+        if self.protocol.banner is not None and not self._banner.done():
+            self._banner.set_result(self.protocol.banner)
+        for message in events:
+            await self.queue.put((message, at))
+        if broken is not None:
+            raise broken
 
-    def _dispatch(self, message: AmiMessage, at: float) -> None:
+    def _dispatch(self, message: AmiMessage) -> bool:
+        """Hand a reply to its action; True for an event the mapper reads (to be queued)."""
         if self._expected and message.is_event:
             self._match(message)
         pending = self._pending.get(message.action_id or "")
         if pending is not None:
             pending.add(message)
-        elif message.is_event:
-            self.received += 1
-            if message.name in EVENT_NAMES:  # skip the rest before it reaches the mapper
-                self._queue.put_nowait((message, at))
+            return False
+        if not message.is_event:
+            return False
+        self.received += 1
+        return message.name in EVENT_NAMES  # skip the rest before it reaches the mapper
 
     def _match(self, message: AmiMessage) -> None:
         for key in (message.action_id, message.channel_id):
@@ -232,11 +254,11 @@ class _Manager:
         for future in [*waiting, *self._expected.values()]:
             if not future.done():
                 future.set_exception(reason)
-        self._queue.put_nowait(reason)
+        self.queue.fail(reason)
 
     async def next_batch(self) -> list[tuple[AmiMessage, float]]:
         """The next events in order: waits for one, then takes what is already queued."""
-        return await next_batch(self._queue, _BATCH)
+        return await self.queue.next_batch()
 
     async def close(self) -> None:
         await close_writer(self._writer, self._timeout)
@@ -266,6 +288,7 @@ class AmiConnector:
         self._received = 0
         self._skipped = 0
         self._filtered = False
+        self._queues = QueueStats()
 
     def status(self) -> dict[str, Any]:
         link = self._link
@@ -280,6 +303,7 @@ class AmiConnector:
             "last_error": self._retry.last_error,
             "events_received": self._received + (link.received if link else 0),
             "events_skipped": self._skipped,
+            **self._queues.status(link.queue if link else None),
         }
 
     def session(self) -> _Manager:
@@ -321,23 +345,25 @@ class AmiConnector:
     async def _connect(self) -> _Manager:
         settings = self._settings
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(settings.host, settings.port), settings.request_timeout
-            )
+            async with asyncio.timeout(settings.request_timeout):
+                reader, writer = await asyncio.open_connection(settings.host, settings.port)
         except OSError as exc:  # TimeoutError included
             raise PbxUnavailable(f"asterisk: cannot connect to {self._where}: {exc!r}") from exc
-        return _Manager(reader, writer, where=self._where, reply_timeout=settings.request_timeout)
+        return _Manager(
+            reader,
+            writer,
+            where=self._where,
+            reply_timeout=settings.request_timeout,
+            queue_size=settings.queue_size,
+        )
 
     async def _detach(
         self, link: _Manager, reader: asyncio.Task[None], pinger: asyncio.Task[None] | None
     ) -> None:
         self._link = None
         self._received += link.received
-        for task in (reader, pinger):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._queues.session_ended(link.queue)
+        await stop(reader, pinger)
         await link.close()
 
     # -- login and filters ------------------------------------------------------------------------
@@ -373,9 +399,12 @@ class AmiConnector:
     async def _ping(self, link: _Manager) -> None:
         while True:
             await asyncio.sleep(self._settings.ping_interval)
+            stalls = link.queue.stalls
             try:
                 await link.ask(lambda p: p.ping())
             except Exception as exc:  # the session ends through the event queue
+                if link.queue.held_back(exc, stalls):
+                    continue  # the pong waits behind events we hold back: not the PBX's fault
                 link.fail(exc)
                 return
 

@@ -167,7 +167,8 @@ class AsteriskControl:
     async def _first_sign(self, outcome: asyncio.Future[AmiMessage], channel: str) -> None:
         """Wait for the leg's first event or the originate's failure (bounded)."""
         try:
-            first = await asyncio.wait_for(asyncio.shield(outcome), self._settings.request_timeout)
+            async with asyncio.timeout(self._settings.request_timeout):
+                first = await asyncio.shield(outcome)
         except TimeoutError:
             logger.warning("asterisk: originate on %s queued, no sign of it yet", channel)
             return

@@ -1,13 +1,15 @@
-"""What every PBX connector shares: the event sink, backoff and the retry decision."""
+"""What every PBX connector shares: the event sink, the bounded event queue between a
+session's reader and its pump, backoff and the retry decision."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import httpx
 import websockets.exceptions
@@ -15,9 +17,21 @@ import websockets.exceptions
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.errors import PbxAuthError, PbxUnavailable, ProtocolError
 
-__all__ = ["EventSink", "Reconnector", "backoff", "close_writer", "is_retryable", "next_batch"]
+__all__ = [
+    "BATCH",
+    "EventQueue",
+    "EventSink",
+    "QueueStats",
+    "Reconnector",
+    "backoff",
+    "close_writer",
+    "is_retryable",
+]
 
 logger = logging.getLogger(__name__)
+
+BATCH: Final = 500
+"""The most events a connector hands the sink in one ``events()`` call."""
 
 
 class EventSink(Protocol):
@@ -101,26 +115,114 @@ class Reconnector:
 _T = TypeVar("_T")
 
 
-async def next_batch(queue: asyncio.Queue[_T | BaseException], limit: int) -> list[_T]:
-    """The next items of a session's queue, in order: waits for one, then takes what is
-    already there (up to ``limit``). A queued exception ends the session: it is raised once
-    the items before it have been delivered."""
-    batch: list[_T] = []
-    item = await queue.get()
-    while True:
-        if isinstance(item, BaseException):
-            if batch:  # deliver what came before the failure first
-                queue.put_nowait(item)
-                return batch
-            raise item
-        batch.append(item)
-        if queue.empty() or len(batch) >= limit:
-            return batch
-        item = queue.get_nowait()
+class EventQueue(Generic[_T]):
+    """A session's events on their way from its reader to its pump: in order, bounded,
+    never dropped.
+
+    ``put`` waits while ``maxsize`` events are queued. A reader that awaits it stops reading
+    its socket, so the kernel's receive buffer fills and TCP pushes back on the PBX: a sink
+    that falls behind slows the PBX down instead of growing our memory. ``fail`` never
+    waits: the reason is kept beside the events, not among them, and ``next_batch`` raises
+    it once every event queued before it has been handed on.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("an event queue holds at least one event")
+        self.maxsize = maxsize
+        self._items: collections.deque[_T] = collections.deque()
+        self._failure: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.peak = 0
+        """The most events queued at once (never more than ``maxsize``)."""
+        self.stalls = 0
+        """How many times ``put`` had to wait for room (the reader was held back)."""
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+    @property
+    def holding(self) -> bool:
+        """The reader is waiting for room now."""
+        return not self._writable.is_set()
+
+    def held_back(self, exc: BaseException, stalls: int) -> bool:
+        """Whether a request that failed with ``exc`` may have failed only because this
+        queue held the reader back: the session is up, the request timed out
+        (PbxUnavailable), and the reader has waited for room since ``stalls`` was read, or
+        waits now. Its reply may be queued behind events we have not read yet."""
+        if self._failure is not None or not isinstance(exc, PbxUnavailable):
+            return False
+        return self.holding or self.stalls != stalls
+
+    async def put(self, item: _T) -> None:
+        """Queue ``item``, once there is room. After ``fail`` it is dropped at once: the
+        session is over and nobody will take it."""
+        if len(self._items) >= self.maxsize and self._failure is None:
+            self.stalls += 1
+            while len(self._items) >= self.maxsize and self._failure is None:
+                self._writable.clear()
+                await self._writable.wait()
+        if self._failure is not None:
+            return
+        self._items.append(item)
+        self.peak = max(self.peak, len(self._items))
+        self._readable.set()
+
+    def fail(self, reason: BaseException) -> None:
+        """End the session: ``next_batch`` raises ``reason`` after the events queued so far
+        (the first reason wins). Never waits, however full the queue is, and frees a
+        reader waiting for room."""
+        if self._failure is None:
+            self._failure = reason
+        self._readable.set()
+        self._writable.set()
+
+    async def next_batch(self, limit: int = BATCH) -> list[_T]:
+        """The next events in order: waits for one, then takes what is already queued (up
+        to ``limit``). With nothing queued, a failure is raised."""
+        while not self._items:
+            if self._failure is not None:
+                raise self._failure
+            self._readable.clear()
+            await self._readable.wait()
+        batch = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
+        self._writable.set()
+        return batch
+
+
+class QueueStats:
+    """A connector's event queues over all its sessions, for ``status()``."""
+
+    def __init__(self) -> None:
+        self._peak = 0
+        self._pauses = 0
+
+    def session_ended(self, queue: EventQueue[Any]) -> None:
+        self._peak = max(self._peak, queue.peak)
+        self._pauses += queue.stalls
+
+    def status(self, queue: EventQueue[Any] | None) -> dict[str, int]:
+        """``events_queued`` now, ``queue_peak`` (the most at once) and ``reader_pauses``
+        (how often the sink was so far behind that reading the PBX paused)."""
+        if queue is None:
+            return {"events_queued": 0, "queue_peak": self._peak, "reader_pauses": self._pauses}
+        return {
+            "events_queued": len(queue),
+            "queue_peak": max(self._peak, queue.peak),
+            "reader_pauses": self._pauses + queue.stalls,
+        }
 
 
 async def close_writer(writer: asyncio.StreamWriter, within: float) -> None:
     """Close a TCP session without waiting longer than ``within`` seconds for the peer."""
     writer.close()
     with contextlib.suppress(OSError, TimeoutError):
-        await asyncio.wait_for(writer.wait_closed(), within)
+        async with asyncio.timeout(within):
+            await writer.wait_closed()

@@ -4,9 +4,11 @@ One session: TCP → ``auth/request`` → ``auth <password>`` → ``event plain 
 exactly the mapper's ``EVENT_NAMES`` → ``api show channels as json`` → ``mapper.snapshot``
 → ``sink.resync`` → events, in order, in batches. Events that arrive before the resync is
 handed on wait in the queue; frames of other events are dropped by their ``Event-Name``
-before their body is decoded. ``api status`` every ``ping_interval`` keeps the session
-honest. The switch answers commands in the order they were sent, so replies are matched
-first-in first-out. A broken stream (FrameError), a disconnect notice, a silent or closed
+before their body is decoded. The queue holds at most ``queue_size`` events: when the sink
+falls that far behind, the reader stops reading the socket until there is room (TCP pushes
+back on the switch), and nothing is dropped. ``api status`` every ``ping_interval`` keeps
+the session honest. The switch answers commands in the order they were sent, so replies are
+matched first-in first-out. A broken stream (FrameError), a disconnect notice, a silent or closed
 socket: backoff, reconnect, resync. A refused password or an ACL rejection is fatal
 (PbxAuthError).
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import time
@@ -31,15 +32,21 @@ from typing import Any, Final
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.callstate.freeswitch import EVENT_NAMES, FreeswitchMapper
 from ctibridge.config import FreeswitchSettings
-from ctibridge.connectors.base import EventSink, Reconnector, close_writer, next_batch
+from ctibridge.connectors.base import (
+    EventQueue,
+    EventSink,
+    QueueStats,
+    Reconnector,
+    close_writer,
+)
 from ctibridge.errors import FieldError, FrameError, PbxAuthError, PbxUnavailable
 from ctibridge.protocols.esl import EslEvent, EslMessage, EslProtocol
+from ctibridge.tasks import stop
 
 __all__ = ["SUBSCRIPTION", "EslConnector"]
 
 logger = logging.getLogger(__name__)
 
-_BATCH: Final = 500
 _READ: Final = 65536
 _REPLIES: Final = frozenset({"command/reply", "api/response"})
 SUBSCRIPTION: Final = tuple(sorted(EVENT_NAMES))
@@ -56,13 +63,14 @@ class _EventSocket:
         *,
         where: str,
         reply_timeout: float,
+        queue_size: int,
     ) -> None:
         self.protocol = EslProtocol()
         self._reader, self._writer = reader, writer
         self._where = where
         self._timeout = reply_timeout
         self._replies: collections.deque[asyncio.Future[EslMessage]] = collections.deque()
-        self._queue: asyncio.Queue[EslMessage | BaseException] = asyncio.Queue()
+        self.queue: EventQueue[EslMessage] = EventQueue(queue_size)
         self._greeting: asyncio.Future[EslMessage] = asyncio.get_running_loop().create_future()
         self._failure: BaseException | None = None
         self._expected: dict[str, asyncio.Future[EslEvent]] = {}
@@ -72,7 +80,8 @@ class _EventSocket:
     async def greeting(self) -> EslMessage:
         """The first frame the switch sent (``auth/request`` from a FreeSWITCH)."""
         try:
-            return await asyncio.wait_for(asyncio.shield(self._greeting), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.shield(self._greeting)
         except TimeoutError as exc:
             raise PbxUnavailable(f"freeswitch {self._where}: no auth/request") from exc
 
@@ -87,9 +96,11 @@ class _EventSocket:
             self._writer.write(data)
         await self._writer.drain()
         try:
-            return await asyncio.wait_for(future, self._timeout)
-        except TimeoutError as exc:  # replies are matched in order: this stream is lost
-            raise PbxUnavailable(f"freeswitch {self._where}: no reply in time") from exc
+            async with asyncio.timeout(self._timeout):
+                return await future
+        except TimeoutError as exc:  # a late reply still goes to this (cancelled) future
+            held = f" ({len(self.queue)} events wait for the sink)" if self.queue.holding else ""
+            raise PbxUnavailable(f"freeswitch {self._where}: no reply in time{held}") from exc
 
     async def api(self, command: str, args: str = "") -> EslMessage:
         """A blocking ``api`` command on this session (call control); its ``api/response``."""
@@ -132,12 +143,13 @@ class _EventSocket:
         self._allowed.add(event)
 
     async def read(self) -> None:
-        """Read until the socket closes or the stream breaks, then queue the reason."""
+        """Read until the socket closes or the stream breaks, then queue the reason. While
+        the queue is full, nothing more is read."""
         reason: BaseException
         try:
             while data := await self._reader.read(_READ):
-                self._receive(data)
-            self._receive(None)
+                await self._receive(data)
+            await self._receive(None)
             reason = PbxUnavailable(f"freeswitch {self._where}: connection closed by the server")
         except FrameError as exc:
             logger.warning("freeswitch %s: broken ESL stream: %s", self._where, exc.message)
@@ -148,18 +160,35 @@ class _EventSocket:
             reason = exc
         self.fail(reason)
 
-    def _receive(self, data: bytes | None) -> None:
-        """The sans-I/O step; frames parsed before a FrameError are still handed on."""
+    async def _receive(self, data: bytes | None) -> None:
+        """The sans-I/O step. Replies of this read go to their commands at once; its events
+        then wait for room in the queue. Frames parsed before a FrameError, or before a
+        notice that ends the session, are still handed on (then that error is raised)."""
+        ended: Exception | None = None
         try:
             if data is None:
                 self.protocol.receive_eof()
             else:
                 self.protocol.receive_data(data)
-        finally:
-            for frame in self.protocol.events_received():
-                self._dispatch(frame)
+        except FrameError as exc:
+            ended = exc
+        events: list[EslMessage] = []
+        for frame in self.protocol.events_received():
+            routed = self._dispatch(frame)
+            if isinstance(routed, Exception):
+                ended = routed
+                break
+            if routed is not None:
+                events.append(routed)
+        for frame in events:
+            await self.queue.put(frame)
+        if ended is not None:
+            raise ended
 
-    def _dispatch(self, frame: EslMessage) -> None:
+    def _dispatch(self, frame: EslMessage) -> EslMessage | Exception | None:
+        """Hand a reply to its command; an event the mapper reads is returned (to be
+        queued), and so is the error a disconnect notice or a rejection ends the session
+        with."""
         kind = frame.content_type
         if not self._greeting.done():
             self._greeting.set_result(frame)
@@ -174,12 +203,13 @@ class _EventSocket:
             self.received += 1
             name = frame.event_name
             if name is None or name in EVENT_NAMES:  # JSON, or one the mapper reads
-                self._queue.put_nowait(frame)
+                return frame
         elif kind == "text/disconnect-notice":
             notice = frame.text.strip().splitlines()[:1] or [""]
-            self.fail(PbxUnavailable(f"freeswitch {self._where}: disconnected: {notice[0]}"))
+            return PbxUnavailable(f"freeswitch {self._where}: disconnected: {notice[0]}")
         elif kind == "text/rude-rejection":
-            self.fail(PbxAuthError(f"freeswitch {self._where}: rejected: {frame.text.strip()}"))
+            return PbxAuthError(f"freeswitch {self._where}: rejected: {frame.text.strip()}")
+        return None
 
     def _match(self, frame: EslMessage) -> None:
         try:
@@ -199,11 +229,11 @@ class _EventSocket:
         for future in [*waiting, *self._expected.values()]:
             if not future.done():
                 future.set_exception(reason)
-        self._queue.put_nowait(reason)
+        self.queue.fail(reason)
 
     async def next_batch(self) -> list[EslMessage]:
         """The next events in order: waits for one, then takes what is already queued."""
-        return await next_batch(self._queue, _BATCH)
+        return await self.queue.next_batch()
 
     async def close(self) -> None:
         await close_writer(self._writer, self._timeout)
@@ -230,6 +260,7 @@ class EslConnector:
         self._link: _EventSocket | None = None
         self._received = 0
         self._skipped = 0
+        self._queues = QueueStats()
 
     def status(self) -> dict[str, Any]:
         link = self._link
@@ -242,6 +273,7 @@ class EslConnector:
             "last_error": self._retry.last_error,
             "events_received": self._received + (link.received if link else 0),
             "events_skipped": self._skipped,
+            **self._queues.status(link.queue if link else None),
         }
 
     def session(self) -> _EventSocket:
@@ -279,13 +311,16 @@ class EslConnector:
     async def _connect(self) -> _EventSocket:
         settings = self._settings
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(settings.host, settings.port), settings.request_timeout
-            )
+            async with asyncio.timeout(settings.request_timeout):
+                reader, writer = await asyncio.open_connection(settings.host, settings.port)
         except OSError as exc:  # TimeoutError included
             raise PbxUnavailable(f"freeswitch: cannot connect to {self._where}: {exc!r}") from exc
         return _EventSocket(
-            reader, writer, where=self._where, reply_timeout=settings.request_timeout
+            reader,
+            writer,
+            where=self._where,
+            reply_timeout=settings.request_timeout,
+            queue_size=settings.queue_size,
         )
 
     async def _detach(
@@ -293,11 +328,8 @@ class EslConnector:
     ) -> None:
         self._link = None
         self._received += link.received
-        for task in (reader, pinger):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._queues.session_ended(link.queue)
+        await stop(reader, pinger)
         await link.close()
 
     # -- login and subscription -------------------------------------------------------------------
@@ -324,9 +356,12 @@ class EslConnector:
     async def _ping(self, link: _EventSocket) -> None:
         while True:
             await asyncio.sleep(self._settings.ping_interval)
+            stalls = link.queue.stalls
             try:
                 await link.ask(lambda p: p.api("status"))
             except Exception as exc:  # the session ends through the event queue
+                if link.queue.held_back(exc, stalls):
+                    continue  # the reply waits behind events we hold back: not the switch's fault
                 link.fail(exc)
                 return
 

@@ -129,7 +129,8 @@ class FreeswitchControl:
     async def _first_sign(self, outcome: asyncio.Future[EslEvent], user: str) -> None:
         """Wait for the leg's first event or the job's failure (bounded)."""
         try:
-            first = await asyncio.wait_for(asyncio.shield(outcome), self._settings.request_timeout)
+            async with asyncio.timeout(self._settings.request_timeout):
+                first = await asyncio.shield(outcome)
         except TimeoutError:
             logger.warning("freeswitch: originate to user/%s started, no sign of it yet", user)
             return

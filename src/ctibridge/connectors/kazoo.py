@@ -3,14 +3,15 @@
 One session: ``PUT /v2/api_auth`` → websocket → one ``subscribe`` per binding per account →
 ``GET .../channels`` per account handed to ``sink.resync`` → events, in order, in batches.
 Events that arrive while subscribing and resyncing wait in the queue, so the sink sees the
-resync first and every later event after it. A dropped socket means backoff, reconnect,
-resubscribe, resync; a refused token means one re-login; a refused API key is fatal.
+resync first and every later event after it. The queue holds at most ``queue_size`` events:
+when the sink falls that far behind, the reader stops reading the websocket until there is
+room (TCP pushes back on Kazoo), and nothing is dropped. A dropped socket means backoff,
+reconnect, resubscribe, resync; a refused token means one re-login; a refused API key is fatal.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import secrets
@@ -25,16 +26,16 @@ from websockets.exceptions import ConnectionClosed
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.callstate.kazoo import map_channel, map_event
 from ctibridge.config import KazooSettings
-from ctibridge.connectors.base import EventSink, Reconnector
+from ctibridge.connectors.base import EventQueue, EventSink, QueueStats, Reconnector
 from ctibridge.connectors.kazoo_auth import CrossbarAuth, TokenRejected, reply_json
 from ctibridge.errors import FieldError, PbxAuthError, PbxUnavailable
 from ctibridge.protocols import kazoo as proto
+from ctibridge.tasks import stop
 
 __all__ = ["KazooConnector"]
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 500
 _TOKEN_ERRORS = ("authentication token required", "failed to authenticate token", "invalid token")
 _ACCOUNT_ERRORS = ("unauthorized account id", "unauthorized wildcard account id")
 
@@ -43,35 +44,46 @@ class _Blackhole:
     """One websocket: matches replies to requests and queues events in arrival order."""
 
     def __init__(
-        self, ws: ClientConnection, *, accounts: str, max_bytes: int, reply_timeout: float
+        self,
+        ws: ClientConnection,
+        *,
+        accounts: str,
+        max_bytes: int,
+        reply_timeout: float,
+        queue_size: int,
     ) -> None:
         self.ws = ws
         self._accounts = accounts
         self._max_bytes = max_bytes
         self._reply_timeout = reply_timeout
         self._pending: dict[str, asyncio.Future[proto.KazooReply]] = {}
-        self._queue: asyncio.Queue[proto.KazooEvent | BaseException] = asyncio.Queue()
+        self.queue: EventQueue[proto.KazooEvent] = EventQueue(queue_size)
         self.received = 0
         self.malformed = 0
 
     async def request(self, build: Callable[[str], str]) -> proto.KazooReply:
         request_id = secrets.token_hex(8)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[proto.KazooReply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
             await self.ws.send(build(request_id))
-            return await asyncio.wait_for(future, self._reply_timeout)
+            async with asyncio.timeout(self._reply_timeout):
+                return await future
         except TimeoutError as exc:
-            raise PbxUnavailable(f"kazoo: no reply to request {request_id}") from exc
+            held = f" ({len(self.queue)} events wait for the sink)" if self.queue.holding else ""
+            raise PbxUnavailable(f"kazoo: no reply to request {request_id}{held}") from exc
         finally:
             self._pending.pop(request_id, None)
 
     async def read(self) -> None:
-        """Read until the socket closes, then queue the reason for :meth:`next_batch`."""
+        """Read until the socket closes, then queue the reason for :meth:`next_batch`.
+        While the queue is full, no frame is read (replies included)."""
         reason: BaseException
         try:
             async for frame in self.ws:
-                self._on_frame(frame)
+                event = self._on_frame(frame)
+                if event is not None:
+                    await self.queue.put(event)
             reason = PbxUnavailable("kazoo: websocket closed")
         except ConnectionClosed as exc:
             reason = PbxUnavailable(f"kazoo: websocket lost ({exc})")
@@ -83,24 +95,14 @@ class _Blackhole:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(reason)
-        self._queue.put_nowait(reason)
+        self.queue.fail(reason)
 
     async def next_batch(self) -> list[proto.KazooEvent]:
         """The next events in order: waits for one, then takes what is already queued."""
-        batch: list[proto.KazooEvent] = []
-        item = await self._queue.get()
-        while True:
-            if isinstance(item, BaseException):
-                if batch:  # deliver what came before the failure first
-                    self._queue.put_nowait(item)
-                    return batch
-                raise item
-            batch.append(item)
-            if self._queue.empty() or len(batch) >= _BATCH:
-                return batch
-            item = self._queue.get_nowait()
+        return await self.queue.next_batch()
 
-    def _on_frame(self, frame: str | bytes) -> None:
+    def _on_frame(self, frame: str | bytes) -> proto.KazooEvent | None:
+        """Parse one frame: a reply goes to its request at once; an event is returned."""
         try:
             message = proto.parse(frame, max_bytes=self._max_bytes)
         except FieldError as exc:
@@ -113,14 +115,14 @@ class _Blackhole:
                 call_id,
                 exc.message,
             )
-            return
+            return None
         if isinstance(message, proto.KazooReply):
             future = self._pending.get(message.request_id or "")
             if future is not None and not future.done():
                 future.set_result(message)
-            return
+            return None
         self.received += 1
-        self._queue.put_nowait(message)
+        return message
 
 
 class KazooConnector:
@@ -148,6 +150,7 @@ class KazooConnector:
         self._link: _Blackhole | None = None
         self._received = 0
         self._skipped = 0
+        self._queues = QueueStats()
 
     def status(self) -> dict[str, Any]:
         link = self._link
@@ -158,6 +161,7 @@ class KazooConnector:
             "last_error": self._retry.last_error,
             "events_received": self._received + (link.received if link else 0),
             "events_skipped": self._skipped + (link.malformed if link else 0),
+            **self._queues.status(link.queue if link else None),
         }
 
     async def run(self) -> None:
@@ -190,6 +194,7 @@ class KazooConnector:
                 accounts=",".join(self._accounts()),
                 max_bytes=settings.max_message_bytes,
                 reply_timeout=settings.request_timeout,
+                queue_size=settings.queue_size,
             )
             reader = asyncio.create_task(link.read())
             pinger: asyncio.Task[None] | None = None
@@ -210,11 +215,8 @@ class KazooConnector:
         self._link = None
         self._received += link.received
         self._skipped += link.malformed
-        for task in (reader, pinger):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._queues.session_ended(link.queue)
+        await stop(reader, pinger)
 
     # -- login and subscriptions ------------------------------------------------------------------
 
@@ -249,9 +251,12 @@ class KazooConnector:
     async def _ping(self, link: _Blackhole) -> None:
         while True:
             await asyncio.sleep(self._settings.ping_interval)
+            stalls = link.queue.stalls
             try:
                 await link.request(lambda rid: proto.ping(rid, auth_token=self._auth.token))
             except PbxUnavailable as exc:
+                if link.queue.held_back(exc, stalls):
+                    continue  # the pong waits behind events we hold back: not Kazoo's fault
                 link.fail(exc)
                 return
 
