@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -42,7 +42,7 @@ from ctibridge.crm._builtin_writes import (
 from ctibridge.crm._fast_lookup import FastLookup
 from ctibridge.crm.base import CallLog, CrmRecord, CrmRef
 from ctibridge.errors import InvalidRequest, NotFound
-from ctibridge.storage._engine import db_errors
+from ctibridge.storage._engine import HasEngine, db_errors
 from ctibridge.storage.crm_tables import crm_accounts
 
 __all__ = ["Activity", "BuiltinCrm", "RecordPage"]
@@ -50,11 +50,6 @@ __all__ = ["Activity", "BuiltinCrm", "RecordPage"]
 logger = logging.getLogger(__name__)
 
 _MIN_SEARCH_DIGITS = 3
-
-
-class _HasEngine(Protocol):
-    @property
-    def engine(self) -> AsyncEngine: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +63,17 @@ class BuiltinCrm:
     """The :class:`~ctibridge.crm.base.CrmAdapter` on our own database.
 
     ``store`` is a started ``SqlStorage`` (or its ``AsyncEngine``); the CRM borrows its
-    engine and never disposes it. Numbers are read with ``default_region`` for national
-    spellings; numbers of at most ``internal_digits`` digits are extensions, never looked up.
+    engine and never disposes it. The phone lookup opens a connection of its own on first
+    use (see ``_fast_lookup.py``): call :meth:`close` before closing the storage. Numbers
+    are read with ``default_region`` for national spellings; numbers of at most
+    ``internal_digits`` digits are extensions, never looked up.
     """
 
     name = "builtin"
 
     def __init__(
         self,
-        store: AsyncEngine | _HasEngine,
+        store: AsyncEngine | HasEngine,
         *,
         default_region: str = "GB",
         internal_digits: int = 5,
@@ -296,8 +293,8 @@ class BuiltinCrm:
             raise
 
     async def close(self) -> None:
-        """Close the lookup's own SQLite reader; the engine belongs to the storage."""
-        self._fast.close()
+        """Close the lookup's own connection; the engine belongs to the storage."""
+        await self._fast.close()
 
 
 def _check_unique_ids(rows: Sequence[BulkRow]) -> None:

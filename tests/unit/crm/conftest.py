@@ -7,7 +7,7 @@ chosen through asyncpg's ``search_path`` server setting and dropped afterwards.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,26 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def crm(storage: SqlStorage, clock: Clock) -> BuiltinCrm:
-    return BuiltinCrm(storage, default_region="GB", internal_digits=5, clock=clock)
+async def crm(storage: SqlStorage, clock: Clock) -> AsyncIterator[BuiltinCrm]:
+    crm = BuiltinCrm(storage, default_region="GB", internal_digits=5, clock=clock)
+    try:
+        yield crm
+    finally:
+        await crm.close()  # its lookup connection, before the storage closes
+
+
+@pytest.fixture
+async def make_crm(storage: SqlStorage) -> AsyncIterator[Callable[..., BuiltinCrm]]:
+    """``make_crm(**options)``: more CRMs on the storage, each closed after the test."""
+    made: list[BuiltinCrm] = []
+
+    def make(**options: Any) -> BuiltinCrm:
+        made.append(BuiltinCrm(storage, **options))
+        return made[-1]
+
+    yield make
+    for crm in made:
+        await crm.close()
 
 
 async def count_rows(storage: SqlStorage, table: str, tenant_id: str | None = None) -> int:
@@ -109,7 +127,9 @@ async def sqlite_crm(tmp_path: Path, clock: Clock) -> AsyncIterator[BuiltinCrm]:
     that are never looked up): they cannot differ between databases."""
     store = SqlStorage(f"sqlite+aiosqlite:///{tmp_path / 'only-sqlite.db'}")
     await store.start()
+    crm = BuiltinCrm(store, clock=clock)
     try:
-        yield BuiltinCrm(store, clock=clock)
+        yield crm
     finally:
+        await crm.close()
         await store.close()

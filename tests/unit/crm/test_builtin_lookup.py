@@ -186,7 +186,7 @@ async def test_internal_and_unusable_numbers_are_never_looked_up(
 
 
 async def test_internal_digits_setting_moves_the_line(crm: BuiltinCrm, storage: Any) -> None:
-    six = BuiltinCrm(storage, internal_digits=6)
+    six = BuiltinCrm(storage, internal_digits=6)  # never opens its lookup connection
     with counting_statements(storage.engine) as statements:
         assert await six.lookup_by_number(TENANT, "123456") == []
     assert statements == []

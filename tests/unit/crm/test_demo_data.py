@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from ctibridge.crm.base import CallLog
 from ctibridge.crm.builtin import BuiltinCrm
@@ -68,8 +69,10 @@ def test_a_few_numbers_are_shared() -> None:
     assert {n for n, count in per_number.items() if count > 1} == set(SHARED_NUMBERS)
 
 
-async def test_seed_makes_every_demo_caller_pop(storage: SqlStorage) -> None:
-    crm = BuiltinCrm(storage)
+async def test_seed_makes_every_demo_caller_pop(
+    storage: SqlStorage, make_crm: Callable[..., BuiltinCrm]
+) -> None:
+    crm = make_crm()
     demo_crm_data.cache_clear()
     to_e164.cache_clear()  # time a cold load: build the data, read every number
     started = time.process_time()  # CPU of this process (SQLite runs in it): immune to load
@@ -91,8 +94,10 @@ async def test_seed_makes_every_demo_caller_pop(storage: SqlStorage) -> None:
     ]
 
 
-async def test_seeding_again_changes_nothing_and_keeps_activity(storage: SqlStorage) -> None:
-    crm = BuiltinCrm(storage)
+async def test_seeding_again_changes_nothing_and_keeps_activity(
+    storage: SqlStorage, make_crm: Callable[..., BuiltinCrm]
+) -> None:
+    crm = make_crm()
     await seed_demo_crm(crm, TENANT)
     tables = ("crm_accounts", "crm_contacts", "crm_leads", "crm_phones")
     before = [await count_rows(storage, table) for table in tables]
