@@ -16,7 +16,7 @@ import wave
 from collections.abc import Iterator
 from typing import Any
 
-from ctibridge.demo.kazoo_server import KazooServer
+from ctibridge.demo.kazoo.server import KazooServer
 from ctibridge.demo.traffic import Publish
 
 __all__ = ["CONTENT_TYPE", "SAMPLE_RATE", "call_sound", "recording_id", "with_recordings"]

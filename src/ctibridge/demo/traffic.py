@@ -22,13 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ctibridge.demo.directory import DEMO, Agent, Caller, DemoAccount
-from ctibridge.demo.scenarios import (
-    SCENARIOS,
-    ScenarioContext,
-    Step,
-    greg_from_unix,
-    total_seconds,
-)
+from ctibridge.demo.scenarios.registry import SCENARIOS
+from ctibridge.demo.scenarios.script import ScenarioContext, Step, greg_from_unix, total_seconds
 from ctibridge.errors import InvalidRequest
 
 __all__ = ["DEFAULT_WEIGHTS", "Clock", "DemoTraffic", "Publish"]

@@ -17,17 +17,15 @@ import phonenumbers
 import pytest
 
 from ctibridge.demo.directory import DEMO, dialled_form
-from ctibridge.demo.scenarios import (
+from ctibridge.demo.scenarios.registry import SCENARIOS
+from ctibridge.demo.scenarios.script import (
     GREG_OFFSET,
-    SCENARIOS,
     ScenarioContext,
     Step,
-    blackhole_message,
     greg_from_unix,
-    legacy_message,
-    routing_key_encode,
     total_seconds,
 )
+from ctibridge.demo.scenarios.wire import blackhole_message, legacy_message, routing_key_encode
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "kazoo"

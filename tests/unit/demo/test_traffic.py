@@ -13,12 +13,8 @@ from typing import Any
 import pytest
 
 from ctibridge.demo.directory import DEMO
-from ctibridge.demo.scenarios import (
-    GREG_OFFSET,
-    ScenarioContext,
-    inbound_answered,
-    total_seconds,
-)
+from ctibridge.demo.scenarios.inbound import inbound_answered
+from ctibridge.demo.scenarios.script import GREG_OFFSET, ScenarioContext, total_seconds
 from ctibridge.demo.traffic import DemoTraffic
 from ctibridge.errors import InvalidRequest
 
