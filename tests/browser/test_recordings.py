@@ -8,6 +8,7 @@ the DESTROY that names it, then fetched by ctibridge and served at ``/api/record
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -18,9 +19,11 @@ import httpx
 import pytest
 from playwright.async_api import Locator, Page, Response, expect
 
-from ctibridge.demo.recordings import with_recordings
-from ctibridge.demo.scenarios import greg_from_unix
+from ctibridge.demo.recordings import CONTENT_TYPE, call_sound, recording_id, with_recordings
+from ctibridge.demo.scenarios.script import greg_from_unix
 from ctibridge.launcher import DemoSystem
+from ctibridge.recordings.base import RecordingRow, RecordingState, recording_id_for
+from ctibridge.services.recordings import RecordingsService
 from tests.browser.conftest import Pages, scripted_call
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -46,13 +49,14 @@ async def until(check: Callable[[], Awaitable[Any]], *, within: float, what: str
         await asyncio.sleep(0.05)
 
 
-async def play_recorded_call(demo: DemoSystem) -> list[str]:
+async def play_recorded_call(demo: DemoSystem, *, seed: int = 2, stored: bool = True) -> list[str]:
     """Publish a whole ``recorded_inbound`` call for agent 101 through the demo's recording
-    wrapper, stamped as if it had just happened; returns its recording names."""
+    wrapper, stamped as if it had just happened; returns its recording names. Not
+    ``stored``: the demo Kazoo does not have the recordings (yet)."""
     call = scripted_call(
-        demo, "recorded_inbound", seed=2, agent="101", caller=CALLER, talk_seconds=4
+        demo, "recorded_inbound", seed=seed, agent="101", caller=CALLER, talk_seconds=4
     )
-    publish = with_recordings(demo.kazoo)
+    publish = with_recordings(demo.kazoo) if stored else demo.kazoo.publish
     start = time.time() - call.steps[-1][0]
     names: list[str] = []
     for at, step in call.steps:
@@ -159,3 +163,76 @@ async def _card(demo: DemoSystem, call_id: str) -> dict[str, Any]:
     assert reply.status_code == 200, reply.text
     card: dict[str, Any] = reply.json()
     return card
+
+
+def _service(demo: DemoSystem) -> RecordingsService:
+    service = demo.services.recordings
+    assert service is not None
+    return service
+
+
+async def recording_rows(demo: DemoSystem, names: list[str]) -> list[RecordingRow] | None:
+    """The rows of these recordings once each has been tried at least once."""
+    account = demo.account.account_id
+    rows = [await _service(demo).index.get(recording_id_for(account, n)) for n in names]
+    if any(row is None or row.attempts == 0 for row in rows):
+        return None
+    return [row for row in rows if row is not None]
+
+
+async def test_a_recording_not_fetched_yet_is_processing_then_plays(
+    demo: DemoSystem, pages: Pages, artifacts: Path
+) -> None:
+    page = await pages.open(demo.softphone_url("101"))
+    answers: list[Response] = []
+    page.on("response", lambda r: answers.append(r) if "/api/recordings/" in r.url else None)
+    await connected(page)
+
+    # Two recorded calls end before Kazoo has stored their recordings: the fetch of both
+    # fails (and is retried); ctibridge gives up on the second one's.
+    waiting = await play_recorded_call(demo, seed=4, stored=False)
+    lost = await play_recorded_call(demo, seed=5, stored=False)
+    service = _service(demo)
+    for row in await until(lambda: recording_rows(demo, lost), within=15, what="a first attempt"):
+        failed = dataclasses.replace(row, state=RecordingState.FAILED, last_error="gave up")
+        await service.index.save(failed)
+        service.states.remember(row.recording_id, RecordingState.FAILED)
+    [first, *_] = await until(
+        lambda: recording_rows(demo, waiting), within=15, what="a first attempt"
+    )
+    [gone, *_] = await until(lambda: recording_rows(demo, lost), within=15, what="the failed rows")
+
+    row = page.locator(f'[data-testid="history-row"][data-call-id="{first.call_id}"]')
+    note = row.get_by_test_id("history-recording")
+    await expect(note).to_have_attribute("data-state", "pending", timeout=10_000)
+    await expect(note).to_have_text("Recording — processing…")
+    assert await note.evaluate("(el) => el.tagName") == "SPAN"  # not a button: nothing to click
+    await note.click()
+    await expect(row.get_by_test_id("history-audio")).to_have_count(0)
+    other = page.locator(f'[data-testid="history-row"][data-call-id="{gone.call_id}"]')
+    unavailable = other.get_by_test_id("history-recording")
+    await expect(unavailable).to_have_attribute("data-state", "failed", timeout=10_000)
+    await expect(unavailable).to_have_text("Recording unavailable")
+    await page.screenshot(path=artifacts / "softphone-recording-processing.png")
+    assert answers == []  # no link to a recording that is not there
+
+    # Kazoo has them now; the worker's next try stores them; the softphone looks again.
+    account = demo.account.account_id
+    sound = call_sound()
+    for name in waiting:
+        leg = name.removeprefix("call_recording_").removesuffix(".mp3")
+        demo.kazoo.add_recording(
+            account, recording_id(name), sound, name=name, call_id=leg, content_type=CONTENT_TYPE
+        )
+    await service.index.make_due(time.time())
+    service.kick()
+    button = row.get_by_test_id("history-recording")
+    await expect(button).to_have_attribute("data-state", "stored", timeout=20_000)
+    await expect(button).to_have_text("Recording")
+    await expect(unavailable).to_have_text("Recording unavailable")
+    await button.click()
+    audio = row.get_by_test_id("history-audio")
+    playing = await until(lambda: plays_past(audio, 0.2), within=10, what="playback past 0.2 s")
+    assert playing["ready"] >= 2 and not playing["paused"]
+    assert answers and {r.status for r in answers} <= {200, 206}
+    await page.screenshot(path=artifacts / "softphone-recording-ready.png")

@@ -17,13 +17,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from ctibridge.config import load
-from ctibridge.demo.scenarios import ScenarioContext, greg_from_unix, recorded_inbound
+from ctibridge.demo.scenarios.inbound import recorded_inbound
+from ctibridge.demo.scenarios.script import ScenarioContext, greg_from_unix
 from ctibridge.launcher import DemoSystem, running_demo
 from ctibridge.recordings.base import RecordingRow, RecordingState, recording_id_for
 from ctibridge.services.recordings import RecordingsService
 from ctibridge.storage import SqlStorage
-from tests.integration.conftest import PG_URL, _pg, until
+from tests.integration.conftest import PG_URL, _pg, fast_settings, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,17 +41,7 @@ async def until_async(check: Callable[[], Awaitable[Any]], what: str, within: fl
 
 @contextlib.asynccontextmanager
 async def _system(tmp_path: Path, backend: str = "sqlite") -> AsyncIterator[DemoSystem]:
-    settings = load(
-        None,
-        {},
-        {
-            "data_dir": str(tmp_path / "data"),
-            "web": {"port": 0},
-            "kazoo": {"reconnect_initial": 0.05, "reconnect_max": 0.2},
-            "storage": {"flush_interval": 0.005},
-            "recordings": {"retry_initial": 0.05, "retry_max": 0.2},
-        },
-    )
+    settings = fast_settings(tmp_path, recordings={"retry_initial": 0.05, "retry_max": 0.2})
     storage, schema = None, None
     if backend == "postgres":
         schema = f"it_{secrets.token_hex(6)}"
@@ -228,6 +218,21 @@ async def test_who_may_download(recorded: Recorded) -> None:
         assert (await http.get(url)).status_code == 401
 
 
+async def test_the_state_of_a_recording_for_those_who_may_hear_it(recorded: Recorded) -> None:
+    system = recorded.system
+    ref = next(iter(recorded.audio))
+    url = f"/api/recordings/{recorded.our_id(ref)}/state"
+    async with httpx.AsyncClient(base_url=system.http.url) as http:
+        mine = await http.get(url, headers=_auth(system.tokens["101"]))
+        assert mine.json() == {"recording_id": recorded.our_id(ref), "state": "stored"}
+        assert (await http.get(url, headers=_auth(system.tokens["102"]))).status_code == 403
+        unknown = await http.get(
+            f"/api/recordings/{'0' * 32}/state", headers=_auth(system.services.admin_token)
+        )
+        assert unknown.status_code == 404
+        assert (await http.get(url)).status_code == 401
+
+
 async def test_kazoo_down_while_fetching_is_retried_and_fetched_once(tmp_path: Path) -> None:
     async with _system(tmp_path) as system:
         system.kazoo.set_available(False)  # crossbar answers 503; the websocket stays up
@@ -255,3 +260,74 @@ async def test_kazoo_down_while_fetching_is_retried_and_fetched_once(tmp_path: P
             if p.is_file()
         ]
         assert len(files) == 2
+
+
+async def test_a_call_that_ends_while_the_websocket_is_down_gets_its_recordings(
+    tmp_path: Path,
+) -> None:
+    async with _system(tmp_path) as system:
+        account = system.account.account_id
+        ctx = ScenarioContext(
+            account=account,
+            realm=system.account.realm,
+            start_greg=greg_from_unix(1_790_000_000),
+            rng=random.Random(11),
+        )
+        steps = recorded_inbound(
+            ctx, agent=system.account.agent("101"), caller=system.account.callers[0]
+        )
+        ends = [s.data for s in steps if s.data["event_name"] == "CHANNEL_DESTROY"]
+        for step in steps:
+            if step.data["event_name"] != "CHANNEL_DESTROY":
+                await system.publish(step.data)
+        legs = {data["call_id"] for data in ends}
+        calls = system.services.calls
+
+        def live_call() -> str | None:
+            found = [s.call.call_id for s in calls.active(account)]
+            return found[0] if found else None
+
+        call_id = await until(live_call, what="the call to be up")
+
+        # The socket drops mid-call; the call ends while we are away. Kazoo records both
+        # legs; their DESTROYs (naming the recordings) reach nobody.
+        system.kazoo.set_available(False)
+        await system.kazoo.drop_websockets()
+        connector = system.services.connectors[0]
+        await until(lambda: not connector.status()["connected"], what="the disconnection")
+        audio: dict[str, bytes] = {}
+        for data in ends:
+            (ref,) = data["media_recordings"]
+            audio[ref] = secrets.token_bytes(50_000)
+            system.kazoo.add_recording(
+                account, f"rec-{data['call_id']}", audio[ref], name=ref, call_id=data["call_id"]
+            )
+            await system.publish(data)
+        system.kazoo.set_available(True)
+
+        service = system.services.recordings
+        assert service is not None
+
+        async def all_stored() -> bool:
+            rows = [await service.index.get(recording_id_for(account, ref)) for ref in audio]
+            return all(r is not None and r.state is RecordingState.STORED for r in rows)
+
+        await until_async(all_stored, "the recordings of the call that ended while away")
+        token = system.tokens["101"]
+        async with httpx.AsyncClient(base_url=system.http.url, headers=_auth(token)) as http:
+            card = (await http.get(f"/api/calls/{call_id}")).json()
+            assert card["state"] == "ended"
+            links = {r["ref"]: r["url"] for r in card["recordings"]}
+            assert links == {
+                ref: f"/api/recordings/{recording_id_for(account, ref)}" for ref in audio
+            }
+            for ref, url in links.items():
+                reply = await http.get(url)
+                assert reply.status_code == 200 and reply.content == audio[ref]
+        stored = await calls.get(account, call_id)
+        assert {leg.leg_id: leg.hangup_cause for leg in stored.call.legs} == dict.fromkeys(
+            legs, "GONE_DURING_RESYNC"
+        )
+        assert {r.call_id for r in await service.for_call(account, call_id)} == {call_id}
+    asked = [r for r in system.kazoo.requests() if r.path.endswith("/recordings")]
+    assert {r.query.get("filter_call_id") for r in asked} >= legs

@@ -1,8 +1,8 @@
 """Call recordings: the row we keep per recording, and what stores and fetchers provide.
 
 A *fetcher* gets a recording's bytes from the phone system (Kazoo crossbar, files an
-Asterisk or FreeSWITCH box wrote); a *store* keeps them (a local directory). Both stream:
-a recording is never held in memory whole.
+Asterisk or FreeSWITCH box wrote); a *store* keeps them (a local directory, or an
+S3-compatible bucket). Both stream: a recording is never held in memory whole.
 
 Errors: a fetch that may work later raises :class:`~ctibridge.errors.PbxUnavailable` (the PBX
 is down, or has not finished writing the file); one that never will raises
@@ -12,6 +12,7 @@ is down, or has not finished writing the file); one that never will raises
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = [
     "RecordingStore",
     "StoredObject",
     "content_type_for",
+    "key_parts",
     "recording_id_for",
 ]
 
@@ -45,6 +47,7 @@ _CONTENT_TYPES = {
 }
 _ALIASES = {"audio/mp3": "audio/mpeg", "audio/x-wav": "audio/wav", "audio/wave": "audio/wav"}
 OCTET_STREAM = "application/octet-stream"
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class RecordingRejected(ConnectorError):
@@ -108,6 +111,15 @@ class RecordingRow:
     stored_at: float | None = None
 
 
+def key_parts(key: str) -> list[str]:
+    """The parts of a store key: ``/``-separated plain names (no ``..``, no root, nothing
+    empty). RecordingRejected for any other key."""
+    parts = key.split("/")
+    if not all(_KEY_PART.match(part) for part in parts):
+        raise RecordingRejected(f"recordings: unusable store key {key!r}")
+    return parts
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str
@@ -116,7 +128,10 @@ class StoredObject:
 
 
 class RecordingStore(Protocol):
-    """Where recording bytes are kept, by key (``<tenant>/<yyyy>/<mm>/<id>.<ext>``)."""
+    """Where recording bytes are kept, by key (``<tenant>/<yyyy>/<mm>/<id>.<ext>``).
+
+    Store failures (a disk or an object store that fails or is unreachable) raise
+    :class:`~ctibridge.errors.StorageError`: the worker retries the fetch later."""
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:
         """Write all of ``chunks`` under ``key``, atomically: on any error nothing is left
@@ -129,6 +144,9 @@ class RecordingStore(Protocol):
         """``length`` bytes from offset ``start``, in chunks."""
 
     async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections; the store is not used again."""
 
 
 @dataclass(frozen=True, slots=True)

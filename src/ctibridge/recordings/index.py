@@ -6,16 +6,14 @@ never disposes it. Database failures come out as :class:`~ctibridge.errors.Stora
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ctibridge.recordings.base import RecordingRow, RecordingState
-from ctibridge.storage._engine import db_errors, insert_for
+from ctibridge.storage._engine import EngineUser, HasEngine, insert_for
 from ctibridge.storage.tables import recordings
 from ctibridge.types import CallId, TenantId
 
@@ -24,21 +22,7 @@ __all__ = ["HasEngine", "RecordingIndex"]
 _MAX_ERROR = 2000
 
 
-class HasEngine(Protocol):
-    @property
-    def engine(self) -> AsyncEngine: ...
-
-
-class RecordingIndex:
-    def __init__(self, store: AsyncEngine | HasEngine) -> None:
-        self._engine = store if isinstance(store, AsyncEngine) else store.engine
-
-    @asynccontextmanager
-    async def _connect(self, what: str, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        with db_errors(what):
-            async with self._engine.begin() if write else self._engine.connect() as conn:
-                yield conn
-
+class RecordingIndex(EngineUser):
     async def add(self, rows: Sequence[RecordingRow]) -> None:
         """Insert new rows. A recording already known keeps its state and moves to the call
         of the new row (a call merged into another reports it again)."""
@@ -79,6 +63,16 @@ class RecordingIndex:
         query = sa.select(recordings).where(recordings.c.recording_id == recording_id)
         rows = await self._all("reading a recording", query)
         return rows[0] if rows else None
+
+    async def states(self, recording_ids: Sequence[str]) -> dict[str, RecordingState]:
+        """The state of each of ``recording_ids`` that has a row, in one query."""
+        if not recording_ids:
+            return {}
+        c = recordings.c
+        query = sa.select(c.recording_id, c.state).where(c.recording_id.in_(set(recording_ids)))
+        async with self._connect("reading recording states") as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(recording_id): RecordingState(state) for recording_id, state in rows}
 
     async def for_call(self, tenant_id: TenantId, call_id: CallId) -> list[RecordingRow]:
         c = recordings.c

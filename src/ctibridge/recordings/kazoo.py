@@ -6,6 +6,10 @@ up with ``GET /v2/accounts/{account}/recordings?filter_name=<ref>``, fall back t
 ``.../recordings/<ref>`` as an id, then download ``.../recordings/{id}`` with
 ``Accept: <its content type>``. The tenant id is the Kazoo account id. We log in with the
 connector's API key (``PUT /v2/api_auth``) and log in again once when the token is refused.
+
+:meth:`KazooFetcher.recordings_of` lists the recordings of one leg
+(``GET .../recordings?filter_call_id=<call id>``): for a leg whose DESTROY we never saw
+(it ended while the websocket was down), this is how we learn what it recorded.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from urllib.parse import quote
 
 import httpx
 
+from ctibridge.callstate.events import Recording
 from ctibridge.config import KazooSettings
 from ctibridge.errors import FieldError, PbxAuthError, PbxUnavailable
-from ctibridge.protocols.kazoo import parse_auth
+from ctibridge.protocols.kazoo import GREGORIAN_OFFSET, parse_auth
 from ctibridge.recordings._http import check_status, declared_length, get_stream
 from ctibridge.recordings.base import Download, RecordingFetcher, RecordingRow, content_type_for
 from ctibridge.recordings.local import CHUNK
@@ -91,6 +96,17 @@ class KazooFetcher(RecordingFetcher):
                 kind = content_type_for(doc.name or row.ref, reply.headers.get("content-type"))
                 yield Download(kind, reply.aiter_bytes(CHUNK), declared_length(reply))
                 return
+
+    async def recordings_of(self, tenant_id: str, call_id: str) -> list[Recording]:
+        """The recordings crossbar lists for the leg ``call_id``, each named as a DESTROY's
+        ``media_recordings`` would name it (media name, else document id)."""
+        listing = f"/v2/accounts/{quote(tenant_id, safe='')}/recordings"
+        params = {"filter_call_id": call_id}
+        body = await self._with_token(lambda token: self._json(listing, token, params))
+        docs = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(docs, list):
+            raise PbxUnavailable(f"kazoo: GET {listing} did not list recordings")
+        return [r for r in (_leg_recording(doc, call_id) for doc in docs) if r is not None]
 
     async def close(self) -> None:
         if self._own_http and self._http is not None:
@@ -176,3 +192,28 @@ class KazooFetcher(RecordingFetcher):
             timeout=self._settings.request_timeout,
             what=f"kazoo: GET {path}",
         )
+
+
+def _leg_recording(doc: Any, call_id: str) -> Recording | None:
+    """A listed recording document of the leg ``call_id``; None for a document of another
+    leg (a crossbar that ignored the filter) or one without an id."""
+    if not isinstance(doc, dict) or doc.get("call_id") != call_id:
+        return None
+    try:
+        parsed = RecordingDoc.parse(doc)
+    except FieldError as exc:
+        logger.warning("kazoo recordings: skipped a document of call %s: %s", call_id, exc)
+        return None
+    start, duration = _number(doc.get("start")), _number(doc.get("duration"))
+    return Recording(
+        ref=parsed.name or parsed.recording_id,
+        started_at=start - GREGORIAN_OFFSET if start > GREGORIAN_OFFSET else None,
+        duration_seconds=duration or None,
+    )
+
+
+def _number(value: Any) -> float:
+    """A JSON number as a float; 0.0 for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return max(0.0, float(value))

@@ -11,21 +11,19 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ctibridge.errors import StorageError
-from ctibridge.recordings.base import RecordingRejected, RecordingStore, StoredObject
+from ctibridge.recordings.base import RecordingStore, StoredObject, key_parts
 
 __all__ = ["CHUNK", "LocalStore"]
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class LocalStore(RecordingStore):
@@ -37,10 +35,7 @@ class LocalStore(RecordingStore):
 
     def path_of(self, key: str) -> Path:
         """The file of ``key``. Keys are ``/``-separated plain names: no ``..``, no root."""
-        parts = key.split("/")
-        if not all(_KEY_PART.match(part) for part in parts):
-            raise RecordingRejected(f"recordings: unusable store key {key!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*key_parts(key))
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:
         path = self.path_of(key)
@@ -85,6 +80,9 @@ class LocalStore(RecordingStore):
     async def delete(self, key: str) -> None:
         path = self.path_of(key)
         await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    async def close(self) -> None:
+        """Nothing to release: files are opened per operation."""
 
 
 async def _write(fh: BinaryIO, chunks: AsyncIterable[bytes], key: str) -> StoredObject:

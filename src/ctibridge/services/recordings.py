@@ -3,13 +3,19 @@ people who may hear them.
 
 When a call ends with recordings, one row per recording goes into the ``recordings`` table
 (state ``pending``); a worker fetches each from the PBX (:mod:`ctibridge.recordings`),
-writes it to the store and marks it ``stored`` with its size, type and sha256. A fetch that
-fails is retried with backoff (jittered, doubling, capped) until ``max_attempts``, then the
+writes it to the store (a local directory or an S3-compatible bucket) and marks it
+``stored`` with its size, type and sha256. A fetch or a write to the store that fails is
+retried with backoff (jittered, doubling, capped) until ``max_attempts``, then the
 row is ``failed``; on start every pending row is tried again at once. Nothing is lost when
 the PBX or ctibridge is down: the rows are in the database.
 
 Recording ids are derived from (tenant, PBX ref), so a call card can link to
-``/api/recordings/{id}`` (:func:`recording_url`) before the fetch is done.
+``/api/recordings/{id}`` (:func:`recording_url`) before the fetch is done; each link says
+its ``state`` (``pending``, ``stored``, ``failed``), so a browser offers to play only what
+is stored (:mod:`ctibridge.services.recording_states`).
+
+Legs that ended while we were away from the phone system (closed by a resync) named no
+recordings: :mod:`ctibridge.services.recordings_away` asks the PBX for them.
 """
 
 from __future__ import annotations
@@ -18,14 +24,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ctibridge.callstate.events import Recording
 from ctibridge.callstate.model import Call, CallChanged, CallEventName, CallState
 from ctibridge.config import RecordingsSettings, Settings
 from ctibridge.errors import CtiError, Forbidden, NoSuchCall, PbxUnavailable
@@ -42,10 +49,13 @@ from ctibridge.recordings.base import (
 from ctibridge.recordings.files import FileFetcher
 from ctibridge.recordings.index import HasEngine, RecordingIndex
 from ctibridge.recordings.kazoo import KazooFetcher
-from ctibridge.recordings.local import LocalStore
+from ctibridge.recordings.stores import make_store
 from ctibridge.services.agents import Principal
 from ctibridge.services.outbox import next_delay
+from ctibridge.services.recording_states import RecordingStates
+from ctibridge.services.recordings_away import FIND_DELAYS, AwayRecordings, ChannelEventSink
 from ctibridge.storage.base import StoredCall
+from ctibridge.tasks import stop
 from ctibridge.types import CallId, TenantId
 
 __all__ = [
@@ -86,11 +96,15 @@ class RecordingsService:
         store: RecordingStore,
         fetchers: Mapping[str, RecordingFetcher],
         calls: CallLookup,
+        amend: ChannelEventSink | None = None,
         settings: RecordingsSettings | None = None,
         batch: int = 10,
         poll_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
+        find_delays: Sequence[float] = FIND_DELAYS,
     ) -> None:
+        """``amend``: where recordings found for legs that ended while we were away are
+        attached to their call (the calls service)."""
         self.index = index
         self.store = store
         self._fetchers = dict(fetchers)
@@ -103,21 +117,32 @@ class RecordingsService:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[list[RecordingRow]]] = set()
+        self.states = RecordingStates(index, clock=clock)
+        self._away = AwayRecordings(
+            fetchers=self._fetchers, sink=amend, queue=self.queue, delays=find_delays
+        )
 
     # -- from ended calls to pending rows ------------------------------------------------------
 
     def on_call_changed(self, change: CallChanged, stored: StoredCall) -> None:
         """CallsService listener: an ended call's recordings are queued (in a task); so are
-        ones a late DESTROY adds to it (an update after the end)."""
+        ones a late DESTROY adds to it (an update after the end). When the call ended while
+        we were away, its legs' recordings are looked for."""
         call = change.call
         if call.state is CallState.ENDED and call.recordings and change.name in _QUEUE_ON:
             task = asyncio.create_task(self.call_ended(change.call))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if change.name is CallEventName.ENDED:
+            self._away.call_ended(call)
 
     async def call_ended(self, call: Call) -> list[RecordingRow]:
         """Add a pending row per recording of ``call`` (kept in memory while the database is
         down) and wake the worker."""
+        return await self.queue(call, call.recordings)
+
+    async def queue(self, call: Call, recordings: Sequence[Recording]) -> list[RecordingRow]:
+        """Add a pending row per recording (of ``call``) and wake the worker."""
         if call.pbx not in self._fetchers:
             logger.warning(
                 "recordings of call %s not fetched: no fetcher for %s configured",
@@ -137,8 +162,10 @@ class RecordingsService:
                 next_attempt_at=now,
                 created_at=now,
             )
-            for r in {r.ref: r for r in call.recordings}.values()  # one row per ref
+            for r in {r.ref: r for r in recordings}.values()  # one row per ref
         ]
+        for row in rows:
+            self.states.queued(row.recording_id)
         try:
             await self.index.add(rows)
         except CtiError as exc:
@@ -148,11 +175,16 @@ class RecordingsService:
         return rows
 
     def card_extra(self, stored: StoredCall) -> dict[str, Any]:
-        """Call-card decorator: the card's recordings link to us (when we fetch them)."""
+        """Call-card decorator: the card's recordings link to us (when we fetch them), each
+        with its state as far as this process knows (``pending`` when it does not)."""
         call = stored.call
         if not call.recordings or call.pbx not in self._fetchers:
             return {}
-        return {"recordings": card_recordings(call)}
+        return {"recordings": self.states.label(call.tenant_id, card_recordings(call))}
+
+    async def add_states(self, cards: Sequence[dict[str, Any]]) -> None:
+        """The REST API's cards: their recordings' states from the database."""
+        await self.states.add_to(cards)
 
     # -- the worker ------------------------------------------------------------------------------
 
@@ -160,15 +192,14 @@ class RecordingsService:
         self._worker = asyncio.create_task(self._run(), name="recordings")
 
     async def stop(self) -> None:
+        await self._away.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        await stop(self._worker)
+        self._worker = None
         for fetcher in self._fetchers.values():
             await fetcher.close()
+        await self.store.close()
 
     def kick(self) -> None:
         """Fetch what is due now."""
@@ -185,7 +216,8 @@ class RecordingsService:
                 logger.warning("recordings: fetch round failed: %s", exc.message)
             idle = await self._idle_time()  # before creating the wait, so nothing leaks
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _idle_time(self) -> float:
@@ -219,6 +251,7 @@ class RecordingsService:
                 logger.error("recordings: fetching %s broke", row.recording_id, exc_info=exc)
             done = self._retry(row, getattr(exc, "message", None) or repr(exc))
         await self.index.save(done)
+        self.states.remember(done.recording_id, done.state)
         return done
 
     async def _download(self, row: RecordingRow) -> RecordingRow:
@@ -282,14 +315,20 @@ class RecordingsService:
     async def for_call(self, tenant_id: TenantId, call_id: CallId) -> list[RecordingRow]:
         return await self.index.for_call(tenant_id, call_id)
 
-    async def readable(self, recording_id: str, principal: Principal) -> RecordingRow:
-        """The stored recording, if ``principal`` may hear it: admins of its tenant, agents
-        who handled or were rung for its call. RecordingMissing (404) or Forbidden (403)."""
+    async def visible(self, recording_id: str, principal: Principal) -> RecordingRow:
+        """The recording's row (stored or not), if ``principal`` may hear it: admins of its
+        tenant, agents who handled or were rung for its call. RecordingMissing (404) or
+        Forbidden (403)."""
         row = await self.get(recording_id)
         if not principal.can_see_tenant(row.tenant_id):
             raise Forbidden("not your tenant's recording")
         if not principal.is_admin and not await self._took_part(principal, row):
             raise Forbidden("not a call you handled or were rung for")
+        return row
+
+    async def readable(self, recording_id: str, principal: Principal) -> RecordingRow:
+        """The stored recording, if ``principal`` may hear it (as :meth:`visible`)."""
+        row = await self.visible(recording_id, principal)
         if row.state is not RecordingState.STORED:
             raise RecordingMissing(
                 f"recording {recording_id} is not stored",
@@ -343,14 +382,13 @@ def build_recordings(
 ) -> RecordingsService:
     """The service with the store and the fetchers the settings ask for; its table is in
     ``storage``'s database (a started ``SqlStorage``)."""
-    rec = settings.recordings
-    directory = rec.directory or str(Path(settings.data_dir) / "recordings")
     return RecordingsService(
         index=RecordingIndex(storage),
-        store=LocalStore(directory),
+        store=make_store(settings.recordings, settings.data_dir),
         fetchers=_fetchers(settings),
         calls=calls,
-        settings=rec,
+        amend=calls if isinstance(calls, ChannelEventSink) else None,
+        settings=settings.recordings,
     )
 
 

@@ -20,7 +20,7 @@ import pytest
 from ctibridge.callstate.events import Recording
 from ctibridge.callstate.model import Call, CallChanged, CallEventName, CallState, Direction
 from ctibridge.config import KazooSettings, RecordingsSettings, load
-from ctibridge.demo.kazoo_server import KazooServer
+from ctibridge.demo.kazoo.server import KazooServer
 from ctibridge.errors import (
     ConfigError,
     Forbidden,
@@ -220,9 +220,34 @@ def test_card_recordings_link_to_us_only_where_we_fetch(rig: Rig) -> None:
         {"ref": "r1.mp3", "url": recording_url(TENANT, "r1.mp3")},
         {"ref": "r2.mp3", "url": recording_url(TENANT, "r2.mp3")},
     ]
-    assert rig.service.card_extra(StoredCall(call)) == {"recordings": card_recordings(call)}
+    pending = [{**link, "state": "pending"} for link in card_recordings(call)]
+    assert rig.service.card_extra(StoredCall(call)) == {"recordings": pending}
     assert rig.service.card_extra(StoredCall(_call(pbx="asterisk"))) == {}
     assert rig.service.card_extra(StoredCall(_call(refs=()))) == {}
+
+
+async def test_card_links_say_whether_the_recording_can_be_played(
+    any_storage: SqlStorage, tmp_path: Path
+) -> None:
+    rig = _rig(any_storage, tmp_path)
+    rig.fetcher.files["r2.mp3"] = AUDIO
+    rig.fetcher.failures = [RecordingRejected("too big")]  # the first fetched: r1
+    call = _call(refs=("r1.mp3", "r2.mp3", "r3.mp3"))
+    await rig.service.queue(call, call.recordings[:2])  # r3 never queued
+    await rig.service.run_once()  # r1 fails for good, r2 is stored
+
+    def states(card: dict[str, Any]) -> dict[str, str]:
+        return {link["ref"]: link["state"] for link in card["recordings"]}
+
+    pushed = rig.service.card_extra(StoredCall(call))  # from memory
+    assert states(pushed) == {"r1.mp3": "failed", "r2.mp3": "stored", "r3.mp3": "pending"}
+    fresh = _rig(any_storage, tmp_path)  # another process: from the database
+    for ended_ago, rowless in ((10.0, "pending"), (3600.0, "failed")):
+        card = {"tenant_id": TENANT, "ended_at": fresh.clock.now - ended_ago}
+        card |= fresh.service.card_extra(StoredCall(call))
+        assert states(card) == dict.fromkeys(("r1.mp3", "r2.mp3", "r3.mp3"), "pending")
+        await fresh.service.add_states([card, {"tenant_id": TENANT, "recordings": []}])
+        assert states(card) == {"r1.mp3": "failed", "r2.mp3": "stored", "r3.mp3": rowless}
 
 
 # -- Range ----------------------------------------------------------------------------------------

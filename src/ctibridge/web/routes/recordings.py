@@ -1,4 +1,5 @@
-"""Recording downloads: ``GET /api/recordings/{recording_id}``, with HTTP ranges.
+"""Recording downloads: ``GET /api/recordings/{recording_id}``, with HTTP ranges, and
+``GET /api/recordings/{recording_id}/state`` (can it be played yet).
 
 Served to the agents who handled or were rung for the call and to admins of its tenant
 (``?token=`` works too, for ``<audio src>``). Ranges follow RFC 9110 §14: one range
@@ -6,11 +7,16 @@ Served to the agents who handled or were rung for the call and to admins of its 
 → 416 with ``Content-Range: bytes */size``; no range (or one we do not serve, such as several
 ranges, or an ``If-Range`` that no longer matches) → 200 with the whole file. The body is
 streamed from the store in chunks, never read whole.
+
+With the ``s3`` store the bytes are streamed from ranged reads of the bucket through this
+route, not handed off to a presigned URL: every request is authorised here, and the bucket
+need not be reachable from browsers (the reasons in full: :mod:`ctibridge.recordings.s3`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -90,6 +96,14 @@ def _wanted_range(request: Request, row: RecordingRow, size: int) -> ByteRange |
     return parse_range(request.headers.get("range"), size)
 
 
+async def get_state(request: Request) -> JSONResponse:
+    """``{"recording_id", "state"}``: whether the recording can be played yet (``pending``,
+    ``stored``, ``failed``), for those who may hear it."""
+    principal = await principal_of(request)
+    row = await _service(request).visible(request.path_params["recording_id"], principal)
+    return JSONResponse({"recording_id": row.recording_id, "state": row.state.value})
+
+
 async def get_recording(request: Request) -> Response:
     principal = await principal_of(request)
     service = _service(request)
@@ -109,8 +123,27 @@ async def get_recording(request: Request) -> Response:
     status = 206 if wanted is not None else 200
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=kind)
-    chunks = service.read(row, part.start, part.length)
+    chunks = await _started(service.read(row, part.start, part.length))
     return StreamingResponse(chunks, status_code=status, headers=headers, media_type=kind)
 
 
-routes = [Route(API_PATH + "/{recording_id}", get_recording, methods=["GET", "HEAD"])]
+async def _started(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` with the first one read before the answer starts: a store that fails or
+    lost the object (S3 down, say) answers 503 or 404 instead of a cut-off 200/206."""
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = b""
+    return _chain(first, chunks)
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+routes = [
+    Route(API_PATH + "/{recording_id}", get_recording, methods=["GET", "HEAD"]),
+    Route(API_PATH + "/{recording_id}/state", get_state, methods=["GET"]),
+]
