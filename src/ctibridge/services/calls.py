@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ctibridge.bus.base import Bus
@@ -18,9 +18,13 @@ from ctibridge.services.writer import CallWriter
 from ctibridge.storage.base import CallPage, CallQuery, Storage, StoredCall
 from ctibridge.types import AgentId, CallId, TenantId
 
-__all__ = ["CallsService"]
+__all__ = ["RESTORE_WINDOW_HOURS", "CallsService"]
 
 logger = logging.getLogger(__name__)
+
+RESTORE_WINDOW_HOURS = 24.0
+"""At start-up, calls in progress updated within this many hours are restored (and ended by
+the first resync when the phone system no longer has them); older ones are left, logged."""
 
 Listener = Callable[[CallChanged, StoredCall], None]
 
@@ -64,6 +68,22 @@ class CallsService:
             "resync of %s: %d live leg(s), %d call change(s)", tenant_id, len(live), len(changes)
         )
         await self._publish([(c, self._track(c)) for c in changes])
+
+    # -- restart ----------------------------------------------------------------------------
+
+    def restore(self, events: Iterable[ChannelEvent]) -> int:
+        """Fold in the saved events of the calls in progress before a restart, so the first
+        resync can end the legs that went away meanwhile. Nothing is stored, published or
+        counted again: the changes these events cause were stored when they first came in.
+        Returns the number of calls in progress afterwards."""
+        norm = self._normaliser
+        for event in events:
+            norm.apply(event)
+        self._active = {c.call_id: self._stored(c) for c in norm.active_calls()}
+        ACTIVE_CALLS.set(len(self._active))
+        if self._active:
+            logger.info("restored %d call(s) in progress from the database", len(self._active))
+        return len(self._active)
 
     # -- ingest ---------------------------------------------------------------------------
 

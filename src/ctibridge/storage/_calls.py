@@ -24,6 +24,7 @@ __all__ = [
     "call_events_of",
     "get_call",
     "list_calls",
+    "open_call_events",
     "plan_writes",
     "save_plan",
 ]
@@ -249,3 +250,27 @@ async def call_events_of(
         .order_by(call_events.c.id)
     )
     return [event_from_dict(payload) for payload in (await conn.execute(query)).scalars()]
+
+
+async def open_call_events(
+    conn: AsyncConnection, updated_since: float
+) -> tuple[list[ChannelEvent], list[tuple[str, str, float]]]:
+    """The channel events of the calls not ended and updated since ``updated_since``, in id
+    order; and (tenant, call id, updated at) of the older calls not ended, left out."""
+    open_call = calls.c.state != "ended"
+    query = (
+        sa.select(call_events.c.payload)
+        .join(
+            calls,
+            (calls.c.call_id == call_events.c.call_id)
+            & (calls.c.tenant_id == call_events.c.tenant_id),
+        )
+        .where(open_call, calls.c.updated_at >= updated_since)
+        .order_by(call_events.c.id)
+    )
+    events = [event_from_dict(payload) for payload in (await conn.execute(query)).scalars()]
+    stale = sa.select(calls.c.tenant_id, calls.c.call_id, calls.c.updated_at).where(
+        open_call, calls.c.updated_at < updated_since
+    )
+    old = [(t, c, u) for t, c, u in (await conn.execute(stale)).all()]
+    return events, old

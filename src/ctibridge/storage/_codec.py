@@ -6,15 +6,15 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ctibridge.callstate.codec import call_from_dict, call_to_dict, event_to_dict
 from ctibridge.callstate.events import AgentRef, ChannelEvent
 from ctibridge.callstate.model import Call, Leg
 from ctibridge.errors import InvalidRequest
-from ctibridge.storage.base import Agent, ApiToken, OutboxItem, StoredCall, Tenant
-from ctibridge.types import AgentId, TenantId
+from ctibridge.storage.base import Agent, ApiToken, CallContext, OutboxItem, StoredCall, Tenant
+from ctibridge.types import AgentId, CallId, TenantId
 
 Row = Mapping[Any, Any]
 """A result row by column name (``RowMapping``)."""
@@ -24,6 +24,9 @@ IDENTITY_KINDS = ("user", "device", "extension")
 
 MAX_ERROR_LENGTH = 2000
 """``outbox.last_error`` keeps this many characters."""
+
+MAX_ERROR_CODE_LENGTH = 200
+"""``outbox.last_error_code`` keeps this many characters."""
 
 
 def tenant_row(tenant: Tenant) -> dict[str, Any]:
@@ -124,6 +127,7 @@ def outbox_row(item: OutboxItem) -> dict[str, Any]:
         "attempts": item.attempts,
         "next_attempt_at": item.next_attempt_at,
         "last_error": item.last_error,
+        "last_error_code": item.last_error_code,
         "created_at": item.created_at,
         "done_at": item.done_at,
     }
@@ -139,8 +143,66 @@ def outbox_from_row(row: Row) -> OutboxItem:
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
+        last_error_code=row["last_error_code"],
         created_at=row["created_at"],
         done_at=row["done_at"],
+    )
+
+
+def _pair(first: str | None, second: str | None) -> tuple[str, str] | None:
+    return (first, second) if first is not None and second is not None else None
+
+
+def context_row(context: CallContext) -> dict[str, Any]:
+    clicked = context.clicked or (None, None)
+    chosen = context.chosen or (None, None)
+    matches = context.matches
+    return {
+        "tenant_id": context.tenant_id,
+        "call_id": context.call_id,
+        "agent_id": context.agent_id,
+        "clicked_object": clicked[0],
+        "clicked_id": clicked[1],
+        "chosen_object": chosen[0],
+        "chosen_id": chosen[1],
+        "matches": [dict(m) for m in matches] if matches is not None else None,
+        "updated_at": context.updated_at,
+    }
+
+
+def context_from_row(row: Row) -> CallContext:
+    matches = row["matches"]
+    return CallContext(
+        tenant_id=TenantId(row["tenant_id"]),
+        call_id=CallId(row["call_id"]),
+        agent_id=AgentId(row["agent_id"]),
+        clicked=_pair(row["clicked_object"], row["clicked_id"]),
+        chosen=_pair(row["chosen_object"], row["chosen_id"]),
+        matches=tuple(dict(m) for m in matches) if matches is not None else None,
+        updated_at=row["updated_at"],
+    )
+
+
+def merge_contexts(contexts: Iterable[CallContext]) -> list[CallContext]:
+    """One context per (tenant, call, agent), in first-seen order: later fields given win."""
+    merged: dict[tuple[str, str, str], CallContext] = {}
+    for context in contexts:
+        key = (context.tenant_id, context.call_id, context.agent_id)
+        before = merged.get(key)
+        merged[key] = context if before is None else merge_context(before, context)
+    return list(merged.values())
+
+
+def merge_context(old: CallContext, new: CallContext) -> CallContext:
+    """``new``'s fields where given, else ``old``'s (the same key)."""
+    return CallContext(
+        tenant_id=new.tenant_id,
+        call_id=new.call_id,
+        agent_id=new.agent_id,
+        clicked=new.clicked if new.clicked is not None else old.clicked,
+        chosen=new.chosen if new.chosen is not None else old.chosen,
+        matches=new.matches if new.matches is not None else old.matches,
+        updated_at=new.updated_at,
     )
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from alembic.util.exc import CommandError
@@ -18,6 +18,8 @@ from ctibridge.errors import StorageError
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
+    "EngineUser",
+    "HasEngine",
     "create_engine",
     "db_errors",
     "insert_for",
@@ -105,3 +107,25 @@ def insert_for(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sq
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+class HasEngine(Protocol):
+    """Something that holds the engine (``SqlStorage``)."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+
+class EngineUser:
+    """Base of the modules that query their own tables on the storage's engine (the
+    recordings index, the outbox index): the engine, and connections whose failures come
+    back as ``StorageError`` naming the operation."""
+
+    def __init__(self, store: AsyncEngine | HasEngine) -> None:
+        self._engine = store if isinstance(store, AsyncEngine) else store.engine
+
+    @asynccontextmanager
+    async def _connect(self, what: str, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        with db_errors(what):
+            async with self._engine.begin() if write else self._engine.connect() as conn:
+                yield conn

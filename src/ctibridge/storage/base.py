@@ -13,6 +13,7 @@ from ctibridge.types import AgentId, CallId, TenantId
 __all__ = [
     "Agent",
     "ApiToken",
+    "CallContext",
     "CallPage",
     "CallQuery",
     "CallWrite",
@@ -130,8 +131,31 @@ class OutboxItem:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str | None = None
+    """The last failure's message."""
+    last_error_code: str | None = None
+    """The outside service's own code for that failure, when it gave one
+    (``FIELD_CUSTOM_VALIDATION_EXCEPTION``)."""
     created_at: float = 0.0
     done_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What one agent did in the CRM during one call, kept until the call's logs are queued.
+
+    CRM records are ``(object, record_id)`` pairs; ``matches`` are the lookup's records as
+    JSON objects. In an upsert, a field left None keeps the stored value."""
+
+    tenant_id: TenantId
+    call_id: CallId
+    agent_id: AgentId
+    clicked: tuple[str, str] | None = None
+    """The record a click-to-dial started from."""
+    chosen: tuple[str, str] | None = None
+    """The record picked, navigated to or created with New (the latest)."""
+    matches: tuple[dict[str, Any], ...] | None = None
+    """What the number lookup found (None: not looked up)."""
+    updated_at: float = 0.0
 
 
 class Storage(Protocol):
@@ -163,10 +187,27 @@ class Storage(Protocol):
     async def get_call(self, tenant_id: TenantId, call_id: CallId) -> StoredCall | None: ...
     async def list_calls(self, query: CallQuery) -> CallPage: ...
     async def call_events(self, tenant_id: TenantId, call_id: CallId) -> list[ChannelEvent]: ...
+    async def open_call_events(self, updated_since: float) -> list[ChannelEvent]:
+        """The channel events, in saved order, of the calls not ended that were updated at or
+        after ``updated_since`` (what a restart folds back into the call state)."""
 
     # outbox
     async def outbox_add(self, items: Sequence[OutboxItem]) -> None: ...
     async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]: ...
     async def outbox_done(self, item_id: int, now: float) -> None: ...
-    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float) -> None: ...
+    async def outbox_retry(
+        self, item_id: int, error: str, next_attempt_at: float, *, error_code: str | None = None
+    ) -> None: ...
     async def outbox_pending(self, tenant_id: TenantId | None = None) -> int: ...
+
+    # what agents did in the CRM during calls
+    async def upsert_call_contexts(self, contexts: Sequence[CallContext]) -> None:
+        """Insert, or merge into the stored context: fields given (not None) replace the
+        stored ones, the others stay. In a batch, contexts apply in order."""
+
+    async def list_call_contexts(self, tenant_id: TenantId, call_id: CallId) -> list[CallContext]:
+        """The call's contexts, one per agent, by agent id."""
+
+    async def remove_call_contexts(self, tenant_id: TenantId, call_id: CallId) -> None: ...
+    async def expire_call_contexts(self, before: float) -> int:
+        """Delete contexts last updated before ``before``; returns how many."""

@@ -22,6 +22,7 @@ from ctibridge.storage._engine import create_engine, db_errors, insert_for, pars
 from ctibridge.storage.base import (
     Agent,
     ApiToken,
+    CallContext,
     CallPage,
     CallQuery,
     CallWrite,
@@ -30,7 +31,14 @@ from ctibridge.storage.base import (
     StoredCall,
     Tenant,
 )
-from ctibridge.storage.tables import agent_identities, agents, api_tokens, outbox, tenants
+from ctibridge.storage.tables import (
+    agent_identities,
+    agents,
+    api_tokens,
+    call_contexts,
+    outbox,
+    tenants,
+)
 from ctibridge.types import AgentId, CallId, TenantId
 
 __all__ = ["SqlStorage"]
@@ -38,6 +46,11 @@ __all__ = ["SqlStorage"]
 logger = logging.getLogger(__name__)
 
 _AnySelect = sa.Select[*tuple[Any, ...]]
+
+_CONTEXT_FIELDS = (
+    "clicked_object", "clicked_id", "chosen_object", "chosen_id", "matches",
+)  # fmt: skip
+"""``call_contexts`` columns an upsert merges (a NULL given keeps the stored value)."""
 
 _MIGRATION_LOCK = 0x63746962  # "ctib": one migrating instance at a time on PostgreSQL
 
@@ -195,6 +208,19 @@ class SqlStorage(Storage):
         async with self._connect("reading call events") as conn:
             return await _calls.call_events_of(conn, tenant_id, call_id)
 
+    async def open_call_events(self, updated_since: float) -> list[ChannelEvent]:
+        """The channel events, in the order they were saved, of the calls not ended that were
+        updated at or after ``updated_since``. Older calls not ended are left out (logged)."""
+        async with self._connect("reading the events of calls in progress") as conn:
+            events, old = await _calls.open_call_events(conn, updated_since)
+        for tenant_id, call_id, updated_at in old:
+            logger.warning(
+                "call %s of %s is still in progress in the database but was last updated at "
+                "%.0f, before the restore window: left as it is",
+                call_id, tenant_id, updated_at,
+            )  # fmt: skip
+        return events
+
     # outbox
 
     async def outbox_add(self, items: Sequence[OutboxItem]) -> None:
@@ -219,13 +245,18 @@ class SqlStorage(Storage):
         stmt = sa.update(outbox).where(outbox.c.id == item_id).values(done_at=now)
         await self._run("completing an outbox item", stmt)
 
-    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float) -> None:
+    async def outbox_retry(
+        self, item_id: int, error: str, next_attempt_at: float, *, error_code: str | None = None
+    ) -> None:
+        """One more failed attempt: its message, the outside service's code for it (None
+        when it gave none, clearing an earlier code), and when to try next."""
         stmt = (
             sa.update(outbox)
             .where(outbox.c.id == item_id)
             .values(
                 attempts=outbox.c.attempts + 1,
                 last_error=error[: _codec.MAX_ERROR_LENGTH],
+                last_error_code=error_code[: _codec.MAX_ERROR_CODE_LENGTH] if error_code else None,
                 next_attempt_at=next_attempt_at,
             )
         )
@@ -237,6 +268,45 @@ class SqlStorage(Storage):
             query = query.where(outbox.c.tenant_id == tenant_id)
         async with self._connect("counting the outbox") as conn:
             return int((await conn.execute(query)).scalar_one())
+
+    # what agents did in the CRM during calls
+
+    async def upsert_call_contexts(self, contexts: Sequence[CallContext]) -> None:
+        """Insert each context, or merge it into the stored one: the fields it gives replace
+        the stored ones, the others stay (``COALESCE``). Contexts of the same key in one
+        batch are merged first, in order."""
+        rows = [_codec.context_row(c) for c in _codec.merge_contexts(contexts)]
+        if not rows:
+            return
+        async with self._connect("saving call contexts", write=True) as conn:
+            stmt = insert_for(conn, call_contexts)
+            table, given = call_contexts.c, stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["tenant_id", "call_id", "agent_id"],
+                set_={name: sa.func.coalesce(given[name], table[name]) for name in _CONTEXT_FIELDS}
+                | {"updated_at": given.updated_at},
+            )
+            await conn.execute(stmt, rows)
+
+    async def list_call_contexts(self, tenant_id: TenantId, call_id: CallId) -> list[CallContext]:
+        c = call_contexts.c
+        query = (
+            sa.select(call_contexts)
+            .where(c.tenant_id == tenant_id, c.call_id == call_id)
+            .order_by(c.agent_id)
+        )
+        rows = await self._all("reading call contexts", query)
+        return [_codec.context_from_row(r) for r in rows]
+
+    async def remove_call_contexts(self, tenant_id: TenantId, call_id: CallId) -> None:
+        c = call_contexts.c
+        stmt = sa.delete(call_contexts).where(c.tenant_id == tenant_id, c.call_id == call_id)
+        await self._run("removing call contexts", stmt)
+
+    async def expire_call_contexts(self, before: float) -> int:
+        stmt = sa.delete(call_contexts).where(call_contexts.c.updated_at < before)
+        async with self._connect("expiring call contexts", write=True) as conn:
+            return int((await conn.execute(stmt)).rowcount)
 
     # helpers
 

@@ -15,6 +15,7 @@ __all__ = [
     "agents",
     "api_tokens",
     "call_agents",
+    "call_contexts",
     "call_events",
     "calls",
     "legs",
@@ -26,6 +27,11 @@ __all__ = [
 
 JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """JSON text on SQLite, JSONB on PostgreSQL."""
+
+JSON_OR_NULL = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+"""The same, but Python ``None`` is SQL ``NULL`` (not the JSON ``null``)."""
 
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """A 64-bit auto-increment key; SQLite only auto-increments ``INTEGER PRIMARY KEY``."""
@@ -194,6 +200,7 @@ outbox = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", TIME, nullable=False),
     sa.Column("last_error", sa.Text),
+    sa.Column("last_error_code", sa.String),
     sa.Column("created_at", TIME, nullable=False),
     sa.Column("done_at", TIME),
     sa.Index("ux_outbox_key", "key", unique=True),
@@ -204,6 +211,28 @@ outbox = sa.Table(
         postgresql_where=sa.text("done_at IS NULL"),
     ),
 )
+"""``last_error`` is the last failure's message; ``last_error_code`` the outside service's
+own code for it, when it gave one (Salesforce's ``errorCode``)."""
+
+call_contexts = sa.Table(
+    "call_contexts",
+    metadata,
+    sa.Column("tenant_id", sa.String, primary_key=True),
+    sa.Column("call_id", sa.String, primary_key=True),
+    sa.Column("agent_id", sa.String, primary_key=True),
+    sa.Column("clicked_object", sa.String),
+    sa.Column("clicked_id", sa.String),
+    sa.Column("chosen_object", sa.String),
+    sa.Column("chosen_id", sa.String),
+    sa.Column("matches", JSON_OR_NULL),
+    sa.Column("updated_at", TIME, nullable=False),
+    sa.Index("ix_call_contexts_updated_at", "updated_at"),
+)
+"""What one agent did in the CRM during one call (screen pop, seed 002): the record a
+click-to-dial started from, the record chosen (picked, navigated to or created with New) and
+what the number lookup found (``NULL``: not looked up). Kept until the call's logs are in the
+outbox, so a restart in between loses none of it; rows of calls whose end was never seen are
+swept by ``updated_at``. No foreign key to ``calls``: the call row may be written later."""
 
 recordings = sa.Table(
     "recordings",

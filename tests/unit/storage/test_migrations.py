@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -20,7 +21,7 @@ from tests.unit.storage.conftest import Backend
 
 TABLES = {
     "agent_identities", "agents", "alembic_version", "api_tokens", "call_agents",
-    "call_events", "calls", "legs", "outbox", "tenants", "recordings",
+    "call_contexts", "call_events", "calls", "legs", "outbox", "tenants", "recordings",
 } | {table for table in metadata.tables if table.startswith("crm_")}  # fmt: skip
 
 
@@ -211,3 +212,63 @@ def test_new_migration_is_drafted_after_head(
     assert f"down_revision = '{head}'" in text
     assert "op." not in text  # tables.py and the migrations agree: nothing to do
     assert "Generating" in capsys.readouterr().out
+
+
+def _outbox_errors(conn: Connection) -> list[tuple[Any, ...]]:
+    columns = [c["name"] for c in sa.inspect(conn).get_columns("outbox")]
+    code = "last_error_code" if "last_error_code" in columns else "NULL"
+    query = f"SELECT key, last_error, {code} FROM outbox ORDER BY id"
+    return [tuple(row) for row in conn.execute(sa.text(query))]
+
+
+def _add_coded_errors(conn: Connection) -> None:
+    """Outbox rows as 0001-0003 wrote them: the code in brackets before the message."""
+    rows = [
+        ("coded", "[FIELD_CUSTOM_VALIDATION_EXCEPTION] Call result is required"),
+        ("plain", "Service temporarily unavailable"),
+        ("gone", "discarded: [MALFORMED_ID] OwnerId: bad id"),
+        ("odd", "[not a code] text"),
+        ("none", None),
+    ]
+    for key, error in rows:
+        conn.execute(
+            sa.text(
+                "INSERT INTO outbox (key, topic, tenant_id, payload, attempts, next_attempt_at,"
+                " last_error, created_at) VALUES (:key, 't', 'acct-1', '{}', 1, 0, :error, 0)"
+            ),
+            {"key": key, "error": error},
+        )
+
+
+async def test_0004_moves_the_bracketed_error_code_to_its_column_and_back(
+    backend: Backend,
+) -> None:
+    if backend.name == "sqlite":
+        _sqlite_file(backend).parent.mkdir(parents=True)
+    store = backend.make()
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(migrate.upgrade, "0003")
+            await conn.run_sync(_add_coded_errors)
+            await conn.run_sync(migrate.upgrade, "0004")
+        assert await _sync(store, _outbox_errors) == [
+            ("coded", "Call result is required", "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+            ("plain", "Service temporarily unavailable", None),
+            ("gone", "discarded: OwnerId: bad id", "MALFORMED_ID"),
+            ("odd", "[not a code] text", None),
+            ("none", None, None),
+        ]
+        async with store.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0003"))
+        assert await _sync(store, _outbox_errors) == [
+            ("coded", "[FIELD_CUSTOM_VALIDATION_EXCEPTION] Call result is required", None),
+            ("plain", "Service temporarily unavailable", None),
+            ("gone", "discarded: [MALFORMED_ID] OwnerId: bad id", None),
+            ("odd", "[not a code] text", None),
+            ("none", None, None),
+        ]
+        assert "call_contexts" not in await _sync(store, _table_names)
+        await store.start()  # and up again, to head
+        assert await _sync(store, _schema_diff) == []
+    finally:
+        await store.close()

@@ -63,13 +63,31 @@ async def test_retry_counts_attempts_and_postpones(storage: SqlStorage) -> None:
     assert await storage.outbox_pending() == 1
 
 
+async def test_the_outside_service_error_code_is_kept_beside_the_message(
+    storage: SqlStorage,
+) -> None:
+    await storage.outbox_add([_item("k1")])
+    (item,) = await storage.outbox_due(NOW, 10)
+    assert item.item_id is not None and item.last_error_code is None
+    code = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    await storage.outbox_retry(item.item_id, "Call result is required", NOW, error_code=code)
+    (again,) = await storage.outbox_due(NOW, 10)
+    assert (again.last_error_code, again.last_error) == (code, "Call result is required")
+    # the next failure without a code clears it
+    await storage.outbox_retry(item.item_id, "[NOT_A_CODE] just text", NOW)
+    (third,) = await storage.outbox_due(NOW, 10)
+    assert (third.last_error_code, third.last_error) == (None, "[NOT_A_CODE] just text")
+    assert third.attempts == 2
+
+
 async def test_long_errors_are_cut(storage: SqlStorage) -> None:
     await storage.outbox_add([_item("k1")])
     (item,) = await storage.outbox_due(NOW, 1)
     assert item.item_id is not None
-    await storage.outbox_retry(item.item_id, "x" * 10_000, NOW)
+    await storage.outbox_retry(item.item_id, "x" * 10_000, NOW, error_code="C" * 1000)
     (again,) = await storage.outbox_due(NOW, 1)
     assert again.last_error == "x" * 2000
+    assert again.last_error_code == "C" * 200
 
 
 async def test_done_items_leave_due_and_pending(storage: SqlStorage) -> None:
