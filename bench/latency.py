@@ -4,7 +4,7 @@ Process A (this script) runs the built-in Kazoo server, the agents' WebSocket cl
 clock; process B is ``python -m ctibridge serve`` in a subprocess, configured through the
 environment only (SQLite in a temporary data directory). Agents are created through the admin
 REST API and each gets one inbound call: a carrier leg plus the agent's device leg, the
-:func:`ctibridge.demo.scenarios.inbound_hold` events. The calls are driven in waves (all
+:func:`ctibridge.demo.scenarios.inbound.inbound_hold` events. The calls are driven in waves (all
 ring, all answer, all hold, all resume, all end) at a fixed publish rate, so every call is
 live through the middle waves. A sample is ``perf_counter()`` just before
 ``KazooServer.publish`` to ``perf_counter()`` when the matching card (call id + event name:
@@ -69,8 +69,9 @@ from bench._harness import (
 )
 from bench._harness import report as _report
 from ctibridge.demo.directory import Agent, Caller
-from ctibridge.demo.kazoo_server import KazooServer
-from ctibridge.demo.scenarios import ScenarioContext, greg_from_unix, inbound_hold
+from ctibridge.demo.kazoo.server import KazooServer
+from ctibridge.demo.scenarios.inbound import inbound_hold
+from ctibridge.demo.scenarios.script import ScenarioContext, greg_from_unix
 
 ACCOUNT_ID = hashlib.sha256(b"ctibridge-bench/account").hexdigest()[:32]
 API_KEY = hashlib.sha256(b"ctibridge-bench/api-key").hexdigest()

@@ -23,9 +23,11 @@ from ctibridge.config import Settings
 from ctibridge.crm.builtin import BuiltinCrm
 from ctibridge.demo.crm_data import seed_demo_crm
 from ctibridge.demo.directory import DEMO, DemoAccount
-from ctibridge.demo.kazoo_server import KazooServer, QuickCall
+from ctibridge.demo.kazoo.server import KazooServer
+from ctibridge.demo.kazoo.state import QuickCall
 from ctibridge.demo.recordings import with_recordings
-from ctibridge.demo.scenarios import ScenarioContext, Step, click_to_dial, greg_from_unix
+from ctibridge.demo.scenarios.outbound import click_to_dial
+from ctibridge.demo.scenarios.script import ScenarioContext, Step, greg_from_unix
 from ctibridge.demo.traffic import DemoTraffic
 from ctibridge.services.runtime import Services, build_services
 from ctibridge.storage.base import Agent, Storage, Tenant

@@ -163,6 +163,7 @@ async def test_agent_presence_is_shown_live(
         httpx.AsyncClient(base_url=system.http.url) as client,
         connect(socket_url) as agent_socket,
     ):
+        await next_frame(agent_socket, "snapshot")  # subscribed: it will see what follows
         headers = {"Authorization": f"Bearer {system.tokens['101']}"}
         answer = await client.put("/api/me/presence", json={"status": "away"}, headers=headers)
         assert answer.status_code == 200 and answer.json()["status"] == "away"

@@ -16,9 +16,12 @@ from playwright.async_api import Locator, Page, expect
 
 from ctibridge.crm.base import CallLog, CrmRef
 from ctibridge.demo.directory import DEMO
-from ctibridge.demo.scenarios import greg_from_unix
+from ctibridge.demo.recordings import CONTENT_TYPE, call_sound, recording_id
+from ctibridge.demo.scenarios.script import greg_from_unix
 from ctibridge.launcher import DemoSystem
+from ctibridge.services.recordings import recording_url
 from tests.browser.conftest import WIDE, Pages, ScriptedCall, scripted_call
+from tests.browser.test_recordings import play_recorded_call, recording_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -354,12 +357,17 @@ async def test_a_record_page_links_recordings_and_unknown_records_say_so(
     [mark] = await api.lookup(MARK_DAVIES)
     crm = demo.services.crm
     assert crm is not None
+    # A recorded call whose recordings the demo Kazoo does not have yet.
+    account = demo.account.account_id
+    names = await play_recorded_call(demo, stored=False)
+    [row, *_] = await until(lambda: recording_rows(demo, names), within=15, what="a first try")
+    url = recording_url(account, row.ref)
     now = time.time()
     await crm.log_call(
         CallLog(
             key="rec-1:agent-101",
-            tenant_id=demo.account.account_id,
-            call_id="rec-1",
+            tenant_id=account,
+            call_id=row.call_id,
             agent_id="agent-101",
             crm_user_id=None,
             call_type="Inbound",
@@ -369,7 +377,7 @@ async def test_a_record_page_links_recordings_and_unknown_records_say_so(
             duration_seconds=200,
             disposition="Answered",
             who=CrmRef("Contact", mark["id"]),
-            recording_url="/api/recordings/rec-1",
+            recording_url=url,
         )
     )
     page = await pages.open(
@@ -378,11 +386,29 @@ async def test_a_record_page_links_recordings_and_unknown_records_say_so(
     activity = page.get_by_test_id("activity")
     await expect(activity).to_have_count(1)
     await expect(activity).to_contain_text("Answered · 3m 20s · Olivia Bennett")
-    await activity.get_by_test_id("recording-link").click()
+    note = activity.get_by_test_id("recording-state")
+    await expect(note).to_have_attribute("data-state", "pending")
+    await expect(note).to_have_text("Recording — processing…")
+    await expect(activity.get_by_test_id("recording-link")).to_have_count(0)
+    await page.screenshot(path=artifacts / "console-record-processing.png")
+
+    # Kazoo has the recordings now; the worker's next try stores them; the page looks again.
+    for name in names:
+        leg = name.removeprefix("call_recording_").removesuffix(".mp3")
+        demo.kazoo.add_recording(
+            account, recording_id(name), call_sound(), name=name, call_id=leg,
+            content_type=CONTENT_TYPE,
+        )  # fmt: skip
+    service = demo.services.recordings
+    assert service is not None
+    await service.index.make_due(time.time())
+    service.kick()
+    link = activity.get_by_test_id("recording-link")
+    await expect(link).to_be_visible(timeout=20_000)
+    await expect(note).to_have_count(0)
+    await link.click()
     audio = activity.get_by_test_id("recording-audio")
-    await expect(audio).to_have_attribute(
-        "src", re.compile(r"^/api/recordings/rec-1\?token=[\w.-]+$")
-    )
+    await expect(audio).to_have_attribute("src", re.compile(rf"^{re.escape(url)}\?token=[\w.-]+$"))
     await page.screenshot(path=artifacts / "console-record.png")
 
     await page.goto(console_url(demo, "/console/records/Contact/no-such-id"))

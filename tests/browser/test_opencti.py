@@ -20,13 +20,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import FrameLocator, Page, Route, expect
+from playwright.async_api import FrameLocator, Locator, Page, Route, expect
 
 from ctibridge.crm.base import CrmRef
 from ctibridge.demo.directory import DEMO
-from ctibridge.demo.scenarios import greg_from_unix
+from ctibridge.demo.scenarios.script import greg_from_unix
 from ctibridge.launcher import DemoSystem
-from tests.browser.conftest import WIDE, Pages, eventually, scripted_call
+from tests.browser.conftest import WIDE, Pages, ScriptedCall, eventually, scripted_call
 from tests.browser.test_console import (
     MARK_DAVIES,
     PETER_LAWSON,
@@ -36,7 +36,9 @@ from tests.browser.test_console import (
     play_on_scenario_clock,
     until,
 )
+from tests.fakes.fake_salesforce import FakeSalesforce
 from tests.fakes.lightning import HostRecord, LightningHost
+from tests.integration.test_salesforce_calls import stack as salesforce_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -241,7 +243,7 @@ async def test_an_inbound_call_opens_the_panel_and_pops_the_caller(
     await api.close()
 
 
-async def test_several_matches_search_deferred_and_the_record_opened_gets_the_log(
+async def test_several_matches_open_the_search_page_and_the_record_opened_gets_the_log(
     demo: DemoSystem, lightning: LightningHost, pages: Pages, artifacts: Path
 ) -> None:
     api = CrmApi(demo)
@@ -250,19 +252,21 @@ async def test_several_matches_search_deferred_and_the_record_opened_gets_the_lo
 
     call = scripted_call(demo, "inbound_answered", agent="101", caller=PETER_LAWSON, ring_seconds=2)
     await call.play_until(RING + 2)
-    search = await eventually(lambda: lightning.calls("searchAndScreenPop"), what="the search")
-    assert search[0]["args"]["searchParams"] == PETER_LAWSON
-    assert search[0]["args"]["deferred"] is True
+    # Salesforce shows its search page for the number, and the card the chooser.
+    pop = await eventually(lambda: lightning.calls("screenPop"), what="the search page pop")
+    assert pop[0]["args"] == {"type": "search", "params": {"searchString": PETER_LAWSON}}
+    assert lightning.calls("searchAndScreenPop") == []
+    await expect(page.get_by_test_id("sf-page")).to_have_attribute("data-page", "search")
+    await expect(page.get_by_test_id("sf-search-result")).to_have_count(2)
     card = softphone.get_by_test_id("call-card")
     await expect(card).to_have_attribute("data-state", "answered")
     await expect(card.get_by_test_id("crm-choice")).to_have_count(2)
-    # Deferred: Salesforce did not navigate; nothing is chosen yet.
-    await expect(page.get_by_test_id("sf-page")).to_have_attribute("data-page", "home")
+    # The search page is not a record: nothing is chosen yet.
     assert chosen(demo, call.call_id()) is None
     await page.screenshot(path=artifacts / "lightning-chooser.png")
 
-    # The agent opens the firm in Salesforce itself: that record gets the log.
-    await page.get_by_test_id(f"sf-nav-{account['id']}").click()
+    # The agent opens the firm from Salesforce's search page: that record gets the log.
+    await page.get_by_test_id("sf-search-result").filter(has_text="Lawson & Co").click()
     await expect(card.get_by_test_id("crm-chosen")).to_contain_text("Lawson & Co Solicitors")
     await until(
         lambda: _is(chosen(demo, call.call_id()), CrmRef("Account", account["id"])),
@@ -272,8 +276,8 @@ async def test_several_matches_search_deferred_and_the_record_opened_gets_the_lo
     await card.get_by_test_id("crm-change").click()
     await card.get_by_test_id("crm-choice").filter(has_text="Peter Lawson").click()
     await expect(page.get_by_test_id("sf-record-name")).to_have_text("Peter Lawson")
-    pop = await eventually(lambda: lightning.calls("screenPop"), what="the screen pop")
-    assert pop[-1]["args"] == {"type": "sobject", "params": {"recordId": contact["id"]}}
+    pops = await eventually(lambda: lightning.calls("screenPop")[1:], what="the record pop")
+    assert pops[-1]["args"] == {"type": "sobject", "params": {"recordId": contact["id"]}}
     await until(
         lambda: _is(chosen(demo, call.call_id()), CrmRef("Contact", contact["id"])),
         what="the new choice on the server",
@@ -284,6 +288,95 @@ async def test_several_matches_search_deferred_and_the_record_opened_gets_the_lo
     await until(lambda: _has(api, "Contact", contact["id"], call_id), what="the log")
     assert call_id not in await api.logged_calls("Account", account["id"])
     await api.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def salesforce() -> AsyncIterator[FakeSalesforce]:
+    async with FakeSalesforce() as server:
+        yield server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def sf_demo(tmp_path: Path, salesforce: FakeSalesforce) -> AsyncIterator[DemoSystem]:
+    """The demo with Salesforce (the fake) as its CRM; agents 101 and 102 are its users."""
+    async with salesforce_stack(tmp_path, salesforce) as system:
+        yield system
+
+
+async def _task_of(fake: FakeSalesforce, call_id: str) -> dict[str, Any]:
+    async def found() -> dict[str, Any] | None:
+        return next((t for t in fake.records("Task") if t.get("CallObject") == call_id), None)
+
+    task: dict[str, Any] = await until(found, what=f"the Task of {call_id}")
+    return task
+
+
+async def test_several_salesforce_matches_log_to_the_record_opened_or_chosen_else_none(
+    sf_demo: DemoSystem,
+    salesforce: FakeSalesforce,
+    lightning: LightningHost,
+    pages: Pages,
+    artifacts: Path,
+) -> None:
+    """Three calls from a number on a Contact and an Account: each shows Salesforce's search
+    page and the chooser; the Task goes to the record opened in Salesforce, then to the one
+    picked on the card, then (nothing chosen) to no record."""
+    sarah = DEMO.callers[0]
+    account = salesforce.add_record("Account", {"Name": "Mitchell Lettings", "Phone": sarah.number})
+    contact = salesforce.add_record(
+        "Contact", {"FirstName": "Sarah", "LastName": "Mitchell", "Phone": sarah.number}
+    )
+    records = [
+        {"object": "Account", "id": account, "name": "Mitchell Lettings", "number": sarah.number},
+        {"object": "Contact", "id": contact, "name": "Sarah Mitchell", "number": sarah.number},
+    ]
+    page, softphone = await open_in_lightning(sf_demo, lightning, pages, records)
+
+    async def ring(seed: int) -> tuple[ScriptedCall, Locator]:
+        call = scripted_call(
+            sf_demo, "inbound_answered", seed=seed, agent="101", caller=sarah.number,
+            ring_seconds=2, talk_seconds=30,
+        )  # fmt: skip
+        before = len(lightning.calls("screenPop"))
+        await call.play_until(RING + 2)
+        card = softphone.locator(f"[data-testid=call-card][data-call-id='{call.call_id()}']")
+        # Salesforce shows its search page for the caller's number; the card, the chooser.
+        pops = await eventually(
+            lambda: lightning.calls("screenPop")[before:], what="the search page pop"
+        )
+        assert pops[0]["args"] == {"type": "search", "params": {"searchString": sarah.number}}
+        await expect(page.get_by_test_id("sf-page")).to_have_attribute("data-page", "search")
+        await expect(page.get_by_test_id("sf-search-result")).to_have_count(2)
+        await expect(card.get_by_test_id("crm-choice")).to_have_count(2)
+        assert chosen(sf_demo, call.call_id()) is None
+        return call, card
+
+    # 1. The agent opens the Account from Salesforce's search page.
+    call, card = await ring(1)
+    await page.screenshot(path=artifacts / "lightning-salesforce-search-page.png")
+    await page.locator(f"[data-testid=sf-search-result][data-record-id='{account}']").click()
+    await expect(card.get_by_test_id("crm-chosen")).to_contain_text("Mitchell Lettings")
+    await call.play_rest()
+    task = await _task_of(salesforce, call.call_id())
+    assert (task.get("WhoId"), task.get("WhatId")) == (None, account)
+
+    # 2. The agent picks the Contact on the card: Salesforce opens it, the Task goes there.
+    call, card = await ring(2)
+    await card.get_by_test_id("crm-choice").filter(has_text="Sarah Mitchell").click()
+    await expect(page.get_by_test_id("sf-record-name")).to_have_text("Sarah Mitchell")
+    await expect(card.get_by_test_id("crm-chosen")).to_contain_text("Sarah Mitchell")
+    assert last_args(lightning, "screenPop") == {"type": "sobject", "params": {"recordId": contact}}
+    await call.play_rest()
+    task = await _task_of(salesforce, call.call_id())
+    assert (task.get("WhoId"), task.get("WhatId")) == (contact, None)
+
+    # 3. Neither: the Task goes to no record.
+    call, card = await ring(3)
+    await call.play_rest()
+    task = await _task_of(salesforce, call.call_id())
+    assert (task.get("WhoId"), task.get("WhatId")) == (None, None)
+    assert len(salesforce.records("Task")) == 3
+    assert lightning.calls("searchAndScreenPop") == []
 
 
 async def test_no_match_pops_new_and_a_record_created_in_the_softphone_gets_the_log(

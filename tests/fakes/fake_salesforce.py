@@ -9,6 +9,7 @@ and the org's *instance* (``/services/data/*``, only there): a client that ignor
 Control plane (plain methods, the test process owns the server): ``reset()``,
 ``add_record(type, fields)``, ``records(type)``, ``requests()``, ``set_down(True)``,
 ``expire_sessions()``, ``exhaust_limits(n)``, ``fail_next(status, errors)``,
+``add_validation_rule(obj, message)`` / ``clear_validation_rules()``,
 ``add_jwt_user(username, public_pem)``, ``grant_refresh_token()``.
 
 The custom fields (``KazooCallData__c``, ``Task.ctibridge_Key__c``) are read from the
@@ -37,7 +38,14 @@ from starlette.routing import Route
 
 from tests.fakes.fake_salesforce_oauth import FakeLogin
 from tests.fakes.fake_salesforce_query import QueryError, run_soql, run_sosl
-from tests.fakes.fake_salesforce_store import API_VERSION, Reply, Store, entry, error
+from tests.fakes.fake_salesforce_store import (
+    API_VERSION,
+    Reply,
+    Store,
+    ValidationRule,
+    entry,
+    error,
+)
 
 __all__ = ["FakeSalesforce", "Recorded", "Reply"]
 
@@ -187,6 +195,21 @@ class FakeSalesforce(FakeLogin):
 
     def fail_next(self, status: int, errors: list[dict[str, Any]], *, times: int = 1) -> None:
         self._failures += [Reply(status, errors)] * times
+
+    def add_validation_rule(
+        self,
+        obj: str,
+        message: str,
+        *,
+        when: Callable[[dict[str, Any]], bool] = lambda record: True,
+        field: str | None = None,
+    ) -> None:
+        """From now on, writes of ``obj`` whose record makes ``when`` true are refused with
+        ``FIELD_CUSTOM_VALIDATION_EXCEPTION`` and ``message`` (per record in collections)."""
+        self.store.rules.append(ValidationRule(obj, message, when, field))
+
+    def clear_validation_rules(self) -> None:
+        self.store.rules.clear()
 
     # --- HTTP ---
 

@@ -1,7 +1,8 @@
 """The fake Salesforce's records: the schema of what ctibridge touches (standard objects, and
 the custom fields read from the metadata ctibridge ships), and Salesforce's rules for writes:
 unknown fields, create-only fields, required fields, lengths, restricted picklists, ids of
-the right type, unique external ids, and the Lead-with-WhatId rule of Tasks.
+the right type, unique external ids, the Lead-with-WhatId rule of Tasks, and the org's own
+validation rules (``FIELD_CUSTOM_VALIDATION_EXCEPTION``, checked after the others).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import itertools
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import ctibridge.crm.salesforce as salesforce_package
 from tests.fakes.fake_salesforce_query import Field
 
-__all__ = ["API_VERSION", "USER_ID", "Reply", "Store", "entry", "error"]
+__all__ = ["API_VERSION", "USER_ID", "Reply", "Store", "ValidationRule", "entry", "error"]
 
 USER_ID = "005Fk0000000001AAA"
 API_VERSION = "62.0"
@@ -195,10 +197,26 @@ def _with_checksum(short: str) -> str:
     return short + suffix
 
 
+@dataclass(frozen=True)
+class ValidationRule:
+    """An org's validation rule: a write of ``obj`` whose record (as it would be saved) makes
+    ``when`` true is refused with ``message``, shown at ``field`` (or at the top of the page)."""
+
+    obj: str
+    message: str
+    when: Callable[[dict[str, Any]], bool] = lambda record: True
+    field: str | None = None
+
+    def error(self) -> dict[str, Any]:
+        fields = [self.field] if self.field else []
+        return entry("FIELD_CUSTOM_VALIDATION_EXCEPTION", self.message, fields)
+
+
 class Store:
     """Records by type and id, with Salesforce's validation rules for what ctibridge writes."""
 
     def __init__(self) -> None:
+        self.rules: list[ValidationRule] = []
         self.schema = build_schema()
         self.db: dict[str, dict[str, dict[str, Any]]] = {obj: {} for obj in self.schema}
         self.keys: dict[tuple[str, str], dict[Any, list[str]]] = {}
@@ -344,7 +362,10 @@ class Store:
                         missing,
                     )
                 )
-        errors += self._cross_errors(obj, {**(existing or {}), **values})
+        merged = {**(existing or {}), **values}
+        errors += self._cross_errors(obj, merged)
+        if not errors:  # the org's rules run once the record is valid otherwise
+            errors = [r.error() for r in self.rules if r.obj == obj and r.when(merged)]
         return errors
 
     def _value_errors(

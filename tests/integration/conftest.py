@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 import websockets
 
-from ctibridge.config import load
+from ctibridge.config import Settings, load
 from ctibridge.launcher import DemoSystem, running_demo
 from ctibridge.storage import SqlStorage
 
@@ -58,9 +58,10 @@ async def sqlite_system(tmp_path: Path) -> AsyncIterator[DemoSystem]:
         yield demo
 
 
-@contextlib.asynccontextmanager
-async def _system(backend: str, tmp_path: Path) -> AsyncIterator[DemoSystem]:
-    settings = load(
+def fast_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings for a whole-product test: data in ``tmp_path``, any free port, quick Kazoo
+    reconnects and storage flushes; ``sections`` add to (or replace) those sections."""
+    return load(
         None,
         {},
         {
@@ -68,8 +69,14 @@ async def _system(backend: str, tmp_path: Path) -> AsyncIterator[DemoSystem]:
             "web": {"port": 0},
             "kazoo": {"reconnect_initial": 0.05, "reconnect_max": 0.2},
             "storage": {"flush_interval": 0.005},
+            **sections,
         },
     )
+
+
+@contextlib.asynccontextmanager
+async def _system(backend: str, tmp_path: Path) -> AsyncIterator[DemoSystem]:
+    settings = fast_settings(tmp_path)
     storage = None
     schema = None
     if backend == "postgres":

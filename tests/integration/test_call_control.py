@@ -19,8 +19,9 @@ from ctibridge.connectors.kazoo_auth import CrossbarAuth
 from ctibridge.connectors.kazoo_control import KazooControl
 from ctibridge.crm.base import CrmRef
 from ctibridge.demo.directory import DEMO
-from ctibridge.demo.kazoo_server import RecordedRequest
-from ctibridge.demo.scenarios import ScenarioContext, greg_from_unix, inbound_answered
+from ctibridge.demo.kazoo.state import RecordedRequest
+from ctibridge.demo.scenarios.inbound import inbound_answered
+from ctibridge.demo.scenarios.script import ScenarioContext, greg_from_unix
 from ctibridge.errors import LegGone, NotSupported, PbxAuthError, PbxRejected, PbxUnavailable
 from ctibridge.launcher import DemoSystem
 from ctibridge.storage.base import StoredCall

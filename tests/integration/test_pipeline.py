@@ -10,7 +10,8 @@ import httpx
 import websockets
 
 from ctibridge.callstate.normaliser import RESYNC_CAUSE
-from ctibridge.demo.scenarios import ScenarioContext, greg_from_unix, inbound_answered
+from ctibridge.demo.scenarios.inbound import inbound_answered
+from ctibridge.demo.scenarios.script import ScenarioContext, greg_from_unix
 from ctibridge.demo.traffic import DemoTraffic
 from ctibridge.launcher import DemoSystem
 from ctibridge.storage.base import CallQuery

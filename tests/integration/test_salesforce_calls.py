@@ -24,17 +24,12 @@ import httpx
 import pytest
 
 from ctibridge.callstate.model import CallState
-from ctibridge.config import load
 from ctibridge.crm.salesforce import SalesforceOrg, TokenBox
 from ctibridge.demo.directory import DEMO
-from ctibridge.demo.scenarios import (
-    ScenarioContext,
-    Step,
-    greg_from_unix,
-    inbound_answered,
-    inbound_blind_transfer,
-    internal_answered,
-)
+from ctibridge.demo.scenarios.inbound import inbound_answered
+from ctibridge.demo.scenarios.internal import internal_answered
+from ctibridge.demo.scenarios.script import ScenarioContext, Step, greg_from_unix
+from ctibridge.demo.scenarios.transfers import inbound_blind_transfer
 from ctibridge.launcher import DemoSystem, running_demo
 from ctibridge.services.crm_logging import TOPIC
 from ctibridge.services.outbox import OutboxWorker
@@ -42,7 +37,7 @@ from ctibridge.services.salesforce_orgs import StoredOrgs
 from ctibridge.storage.base import StoredCall
 from ctibridge.types import AgentId, CallId, TenantId
 from tests.fakes.fake_salesforce import FakeSalesforce
-from tests.integration.conftest import until
+from tests.integration.conftest import fast_settings, until
 
 TENANT = DEMO.account_id
 OLIVIA, JAMES = DEMO.agent("101"), DEMO.agent("102")
@@ -55,17 +50,7 @@ LONDON = ZoneInfo("Europe/London")
 async def stack(tmp_path: Path, fake: FakeSalesforce) -> AsyncIterator[DemoSystem]:
     """The demo with Salesforce as its CRM: the tenant's org stored as the Connect button
     stores it, agents 101 and 102 mapped to Salesforce users."""
-    settings = load(
-        None,
-        {},
-        {
-            "data_dir": str(tmp_path / "data"),
-            "web": {"port": 0},
-            "kazoo": {"reconnect_initial": 0.05, "reconnect_max": 0.2},
-            "storage": {"flush_interval": 0.005},
-            "crm": {"provider": "salesforce"},
-        },
-    )
+    settings = fast_settings(tmp_path, crm={"provider": "salesforce"})
     async with running_demo(settings, traffic=False, speed=1000.0) as system:
         services = system.services
         box = TokenBox.from_data_dir(services.settings.data_dir)

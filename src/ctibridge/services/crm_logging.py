@@ -3,7 +3,8 @@
 When a call ends, each agent's log is built by the rules in ``call_log.py`` and added to the
 outbox (key ``<call_id>:<agent_id>``) in the database; the outbox worker hands them to the
 CRM adapter, retrying while the CRM is down. What the agent did in the CRM during the call
-(the record chosen, the click-to-dial origin, the lookup results) is kept per call and agent.
+(the record chosen, the click-to-dial origin, the lookup results) is kept per call and agent
+in memory and in the database (``call_contexts.py``), so it survives a restart.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from ctibridge.callstate.model import CallChanged, CallEventName
 from ctibridge.crm.base import CallLog, CrmAdapter, CrmRecord, CrmRef
 from ctibridge.errors import CtiError
+from ctibridge.services.call_contexts import CallContexts
 from ctibridge.services.call_log import AgentContext, call_logs
 from ctibridge.services.directory import AgentDirectory
 from ctibridge.services.outbox import OutboxWorker
@@ -61,33 +63,30 @@ class CrmLoggingService:
         self.crm = crm
         self._region = region
         self._clock = clock
-        self._contexts: dict[tuple[str, str], AgentContext] = {}
+        self.contexts = CallContexts(storage=storage, directory=directory, clock=clock)
         self.worker = OutboxWorker(storage, {TOPIC: self.deliver}, clock=clock)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- what the agent did --------------------------------------------------------------
 
     def context(self, call_id: str, agent_id: str) -> AgentContext:
-        return self._contexts.get((call_id, agent_id), AgentContext())
+        """What this process saw of the agent on the call (the live view)."""
+        return self.contexts.get(call_id, agent_id)
 
     def remember(
         self,
         call_id: str,
         agent_id: str,
         *,
+        tenant_id: str | None = None,
         clicked: CrmRef | None = None,
         chosen: CrmRef | None = None,
         matches: Sequence[CrmRecord] | None = None,
     ) -> AgentContext:
-        ctx = self.context(call_id, agent_id)
-        if clicked is not None:
-            ctx = replace(ctx, clicked=clicked)
-        if chosen is not None:
-            ctx = replace(ctx, chosen=chosen)
-        if matches is not None:
-            ctx = replace(ctx, matches=tuple(matches))
-        self._contexts[call_id, agent_id] = ctx
-        return ctx
+        """What the agent did: kept in memory and written to the database at once."""
+        return self.contexts.remember(
+            call_id, agent_id, tenant_id=tenant_id, clicked=clicked, chosen=chosen, matches=matches
+        )
 
     # -- from calls to the outbox ---------------------------------------------------------
 
@@ -106,7 +105,7 @@ class CrmLoggingService:
             for a in stored.handled_by + stored.rung
             if (agent := self._directory.get(a)) is not None
         }
-        contexts = {a: self.context(call.call_id, a) for a in agents}
+        contexts = await self.contexts.of_call(call.tenant_id, call.call_id, agents)
         logs = call_logs(
             stored,
             agents,
@@ -114,10 +113,11 @@ class CrmLoggingService:
             resolve=lambda ref: self._directory.resolve(call.tenant_id, ref),
             region=self._region,
         )
-        for agent_id in agents:
-            self._contexts.pop((call.call_id, agent_id), None)
-        if not logs:
-            return
+        if logs:
+            await self._queue(TenantId(call.tenant_id), logs)
+        await self.contexts.forget(call.tenant_id, call.call_id, agents)
+
+    async def _queue(self, tenant_id: TenantId, logs: Sequence[CallLog]) -> None:
         now = self._clock()
         await self._storage.outbox_add(
             [
@@ -125,7 +125,7 @@ class CrmLoggingService:
                     key=log.key,
                     topic=TOPIC,
                     payload=log_to_dict(log),
-                    tenant_id=TenantId(call.tenant_id),
+                    tenant_id=tenant_id,
                     created_at=now,
                     next_attempt_at=now,
                 )
@@ -149,8 +149,10 @@ class CrmLoggingService:
 
     def start(self) -> None:
         self.worker.start()
+        self.contexts.start()
 
     async def stop(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.contexts.stop()
         await self.worker.stop()

@@ -4,6 +4,10 @@ Items are written to the outbox in the same database as the calls, so nothing is
 the CRM is down or ctibridge restarts; the worker delivers what is due, marks it done, or
 schedules the next attempt (jittered exponential backoff, capped; a ``retry_after`` from
 the error is respected). Receivers are idempotent by the item key, so a repeat is harmless.
+
+An item's ``last_error`` is the error's message and ``last_error_code`` the outside
+service's own code for it, when it gave one (``details["error_code"]``, e.g. Salesforce's
+``FIELD_CUSTOM_VALIDATION_EXCEPTION``).
 """
 
 from __future__ import annotations
@@ -17,13 +21,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ctibridge.errors import CtiError
 from ctibridge.storage.base import OutboxItem, Storage
+from ctibridge.tasks import stop
 
-__all__ = ["Deliver", "OutboxWorker", "next_delay"]
+__all__ = ["Deliver", "OutboxWorker", "error_code", "next_delay"]
 
 logger = logging.getLogger(__name__)
 
 Deliver = Callable[[Sequence[OutboxItem]], Awaitable[Sequence[CtiError | None]]]
 """Deliver a batch of one topic; return, per item, None (delivered) or the error."""
+
+
+def error_code(error: CtiError) -> str | None:
+    """The outside service's own code for ``error`` (``details["error_code"]``), if any."""
+    code = error.details.get("error_code")
+    return code if isinstance(code, str) and code else None
 
 
 def next_delay(
@@ -61,11 +72,8 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="outbox")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
@@ -75,7 +83,8 @@ class OutboxWorker:
             except CtiError as exc:
                 logger.warning("outbox delivery round failed: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def run_once(self) -> int:
@@ -120,5 +129,12 @@ class OutboxWorker:
                 error.message,
                 extra={"topic": topic, "error_id": error.error_id, "details": error.details},
             )
-            await self._storage.outbox_retry(item.item_id, error.message, now + wait)
+            await self._storage.outbox_retry(
+                item.item_id, error.message, now + wait, error_code=error_code(error)
+            )
         return delivered
+
+    async def deliver_now(self, item: OutboxItem) -> bool:
+        """Deliver one item at once, due or not (an admin's "retry now"); True when it was
+        delivered. A failure is recorded and the next attempt scheduled as in a round."""
+        return await self._deliver(item.topic, [item]) == 1

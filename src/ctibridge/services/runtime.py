@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from ctibridge.errors import ConfigError, PbxAuthError
 from ctibridge.observability import PBX_CONNECTED
 from ctibridge.services.agents import ALL_TENANTS, AgentsService, token_hash
 from ctibridge.services.call_control import CallControl, CallControlService
-from ctibridge.services.calls import CallsService
+from ctibridge.services.calls import RESTORE_WINDOW_HOURS, CallsService
 from ctibridge.services.crm_logging import CrmLoggingService
 from ctibridge.services.directory import AgentDirectory
 from ctibridge.services.presence import PresenceService
@@ -40,6 +40,7 @@ from ctibridge.services.screenpop import ScreenPopService
 from ctibridge.services.writer import CallWriter
 from ctibridge.storage import SqlStorage, open_storage
 from ctibridge.storage.base import Storage, Tenant
+from ctibridge.tasks import stop
 from ctibridge.types import TenantId
 
 __all__ = ["Services", "build_services"]
@@ -75,6 +76,9 @@ class Services:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
+        # Calls in progress at the last stop: their first resync ends those that went away.
+        since = time.time() - RESTORE_WINDOW_HOURS * 3600
+        self.calls.restore(await self.storage.open_call_events(since))
         self.writer.start()
         if self.crm_logging is not None:
             self.crm_logging.start()
@@ -85,11 +89,7 @@ class Services:
             self._tasks.append(asyncio.create_task(_run_connector(connector), name=pbx))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self._tasks)
         self._tasks.clear()
         if self.call_control is not None:
             await self.call_control.close()

@@ -2,8 +2,8 @@
 
 The lookup runs beside the call (never in the event path). Its result is kept per call, put
 on the call card (``crm`` field) and sent to the call's agents as a ``crm`` frame, and handed
-to CRM logging as what the agent saw (one match → the log goes to it, seed 002). Internal
-calls are never looked up.
+to CRM logging as what the agent saw (one match → the log goes to it, seed 002), which keeps
+it in the database until the call's logs are queued. Internal calls are never looked up.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ctibridge.callstate.model import CallChanged, CallEventName, CallState, Dir
 from ctibridge.crm.base import CrmAdapter, CrmRecord
 from ctibridge.errors import CtiError
 from ctibridge.numbers import to_e164
+from ctibridge.services.call_contexts import record_to_dict
 from ctibridge.services.crm_logging import CrmLoggingService
 from ctibridge.storage.base import StoredCall
 
@@ -26,15 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 def record_out(record: CrmRecord) -> dict[str, Any]:
-    return {
-        "object": record.ref.object,
-        "id": record.ref.record_id,
-        "name": record.name,
-        "matched_field": record.matched_field,
-        "number": record.number,
-        "account_name": record.account_name,
-        "url": record.url,
-    }
+    """A record as the API and the cards show it (as it is also stored for the call)."""
+    return record_to_dict(record)
 
 
 class ScreenPopService:
@@ -102,8 +96,10 @@ class ScreenPopService:
             }
             self._found[call.call_id] = tuple(matches)
             if self._logging is not None:
-                for agent_id in {*stored.handled_by, *stored.rung}:
-                    self._logging.remember(call.call_id, agent_id, matches=matches)
+                for agent_id in dict.fromkeys((*stored.handled_by, *stored.rung)):
+                    self._logging.remember(
+                        call.call_id, agent_id, tenant_id=call.tenant_id, matches=matches
+                    )
         agents = tuple(dict.fromkeys((*stored.handled_by, *stored.rung)))
         await self._bus.publish(
             Message(
@@ -123,9 +119,12 @@ class ScreenPopService:
         found = self._found.get(stored.call.call_id)
         if self._logging is None or not found:
             return
-        for agent_id in {*stored.handled_by, *stored.rung}:
-            if not self._logging.context(stored.call.call_id, agent_id).matches:
-                self._logging.remember(stored.call.call_id, agent_id, matches=found)
+        call = stored.call
+        for agent_id in dict.fromkeys((*stored.handled_by, *stored.rung)):
+            if not self._logging.context(call.call_id, agent_id).matches:
+                self._logging.remember(
+                    call.call_id, agent_id, tenant_id=call.tenant_id, matches=found
+                )
 
     def matches(self, call_id: str) -> list[dict[str, Any]]:
         found = self._results.get(call_id)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from ctibridge.errors import Forbidden
-from ctibridge.services.agents import AgentsService, Principal
+from ctibridge.errors import Forbidden, InvalidRequest
+from ctibridge.services.agents import ALL_TENANTS, AgentsService, Principal
+from ctibridge.types import TenantId
 
-__all__ = ["bearer_token", "principal_of", "require_admin"]
+__all__ = ["admin_tenant", "bearer_token", "principal_of", "require_admin"]
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
@@ -28,3 +29,17 @@ async def require_admin(conn: HTTPConnection) -> Principal:
     if not principal.is_admin:
         raise Forbidden("admins only")
     return principal
+
+
+async def admin_tenant(conn: HTTPConnection) -> tuple[Principal, TenantId]:
+    """An admin and the tenant a request is about: ``?tenant=``, else the admin's own (an
+    all-tenants admin must name one)."""
+    principal = await require_admin(conn)
+    tenant = conn.query_params.get("tenant") or ""
+    if not tenant and principal.tenant_id != ALL_TENANTS:
+        tenant = principal.tenant_id
+    if not tenant:
+        raise InvalidRequest("name the tenant: ?tenant=<id>", details={"field": "tenant"})
+    if not principal.can_see_tenant(tenant):
+        raise Forbidden("not your tenant")
+    return principal, TenantId(tenant)

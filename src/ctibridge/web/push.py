@@ -18,6 +18,7 @@ from typing import Any
 from ctibridge.bus.base import Bus, Message
 from ctibridge.observability import WS_CONNECTIONS, WS_DROPPED
 from ctibridge.services.agents import ALL_TENANTS, Principal
+from ctibridge.tasks import stop
 
 __all__ = ["CLOSE_TOO_SLOW", "PushConnection", "PushHub"]
 
@@ -78,11 +79,7 @@ class PushHub:
             self._tasks.append(task)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self._tasks)
         self._tasks.clear()
 
     def connect(self, principal: Principal) -> PushConnection:

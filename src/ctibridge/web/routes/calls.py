@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -28,6 +30,13 @@ def _scope(request: Request, principal: Principal) -> tuple[TenantId, AgentId | 
     return TenantId(tenant), AgentId(agent) if agent else None
 
 
+async def _with_recording_states(request: Request, cards: list[dict[str, Any]]) -> None:
+    """Each recording link says whether it can be played yet (from the database)."""
+    recordings = request.app.state.services.recordings
+    if recordings is not None:
+        await recordings.add_states(cards)
+
+
 async def list_calls(request: Request) -> JSONResponse:
     principal = await principal_of(request)
     tenant_id, agent_id = _scope(request, principal)
@@ -35,7 +44,9 @@ async def list_calls(request: Request) -> JSONResponse:
     page = await request.app.state.services.calls.list_calls(
         call_query(request.query_params, tenant_id, agent_id)
     )
-    return JSONResponse({"items": [card(s) for s in page.items], "next_cursor": page.next_cursor})
+    items = [card(s) for s in page.items]
+    await _with_recording_states(request, items)
+    return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 
 
 async def get_call(request: Request) -> JSONResponse:
@@ -46,7 +57,9 @@ async def get_call(request: Request) -> JSONResponse:
     agent_id = principal.agent_id
     if not principal.is_admin and agent_id not in stored.handled_by + stored.rung:
         raise NoSuchCall(f"no call {call_id}", details={"call_id": call_id})
-    return JSONResponse(request.app.state.services.calls.notifier.card(stored))
+    card = request.app.state.services.calls.notifier.card(stored)
+    await _with_recording_states(request, [card])
+    return JSONResponse(card)
 
 
 routes = [Route("/api/calls", list_calls), Route("/api/calls/{call_id}", get_call)]

@@ -11,12 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ctibridge.errors import Forbidden, InvalidRequest
-from ctibridge.services.agents import ALL_TENANTS, Principal
+from ctibridge.errors import Forbidden
+from ctibridge.services.agents import Principal
 from ctibridge.services.presence import PresenceService
 from ctibridge.storage.base import Agent
-from ctibridge.types import TenantId
-from ctibridge.web.auth import principal_of, require_admin
+from ctibridge.web.auth import admin_tenant, principal_of
 from ctibridge.web.routes.session import read_json
 
 __all__ = ["routes"]
@@ -46,15 +45,8 @@ async def set_my_presence(request: Request) -> JSONResponse:
 
 
 async def list_presence(request: Request) -> JSONResponse:
-    principal = await require_admin(request)
-    tenant = request.query_params.get("tenant") or ""
-    if not tenant and principal.tenant_id != ALL_TENANTS:
-        tenant = principal.tenant_id
-    if not tenant:
-        raise InvalidRequest("name the tenant: ?tenant=<id>", details={"field": "tenant"})
-    if not principal.can_see_tenant(tenant):
-        raise Forbidden("not your tenant")
-    agents = await request.app.state.services.agents.list_agents(TenantId(tenant))
+    _, tenant = await admin_tenant(request)
+    agents = await request.app.state.services.agents.list_agents(tenant)
     items = _presence(request).list(a for a in agents if a.active)
     return JSONResponse({"items": [p.as_dict() for p in items]})
 

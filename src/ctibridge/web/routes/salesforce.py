@@ -20,10 +20,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ctibridge.crm.salesforce.callcenter import definition_for, render
-from ctibridge.errors import ConfigError, CtiError, Forbidden, InvalidRequest, NotFound
-from ctibridge.services.agents import ALL_TENANTS
+from ctibridge.errors import ConfigError, CtiError, InvalidRequest, NotFound
 from ctibridge.services.salesforce_connect import STATE_TTL, SalesforceConnectService
-from ctibridge.web.auth import require_admin
+from ctibridge.web.auth import admin_tenant
 
 __all__ = ["BROWSER_COOKIE", "routes"]
 
@@ -47,14 +46,7 @@ def _enabled(request: Request) -> SalesforceConnectService:
 
 
 async def _tenant(request: Request) -> str:
-    principal = await require_admin(request)
-    tenant = request.query_params.get("tenant") or ""
-    if not tenant and principal.tenant_id != ALL_TENANTS:
-        tenant = principal.tenant_id
-    if not tenant:
-        raise InvalidRequest("name the tenant: ?tenant=<id>", details={"field": "tenant"})
-    if not principal.can_see_tenant(tenant):
-        raise Forbidden("not your tenant")
+    _, tenant = await admin_tenant(request)
     return tenant
 
 

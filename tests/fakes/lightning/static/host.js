@@ -35,6 +35,7 @@ function showRecord(record, { notify = true } = {}) {
   current = record;
   pageEl.dataset.page = "record";
   pageEl.dataset.recordId = record.id;
+  delete pageEl.dataset.search;
   const phones = record.phones.map(({ label, number }) =>
     el(
       "li",
@@ -60,17 +61,36 @@ function showRecord(record, { notify = true } = {}) {
   }
 }
 
+/** The records with a phone number ending like `number`'s. */
+function byNumber(number) {
+  const wanted = tail(number);
+  return config.records.filter((r) => r.phones.some((p) => tail(p.number) === wanted));
+}
+
+/** Salesforce's search page: every record that matches (whatever the softphone layout
+ *  searches), each a link; its navigation event carries only the page's URL. */
 function showSearch(text) {
   current = null;
   pageEl.dataset.page = "search";
+  pageEl.dataset.search = text;
   delete pageEl.dataset.recordId;
-  pageEl.replaceChildren(el("h1", {}, `Search results for “${text}”`));
+  const results = byNumber(text).map((r) =>
+    el("li", {},
+      el("a", { href: "#", testid: "sf-search-result", "data-record-id": r.id,
+        on: (e) => { e.preventDefault(); showRecord(r); } }, r.name),
+      ` · ${r.object}`),
+  );
+  pageEl.replaceChildren(
+    el("h1", { testid: "sf-search-title" }, `Search results for “${text}”`),
+    el("ul", { class: "results", testid: "sf-search-results" }, ...results),
+  );
   fire("onNavigationChange", { url: `${location.origin}/lightning/search?q=${encodeURIComponent(text)}` });
 }
 
 function showNewModal(entityName, defaults) {
   pageEl.dataset.page = "new";
   delete pageEl.dataset.recordId;
+  delete pageEl.dataset.search;
   const fields = Object.entries(defaults ?? {}).map(([k, v]) => el("li", {}, `${k}: ${v}`));
   pageEl.replaceChildren(el("h1", { testid: "sf-new-title" }, `New ${entityName}`), el("ul", {}, ...fields));
 }
@@ -101,8 +121,7 @@ const ok = (returnValue = null) => ({ success: true, returnValue, errors: null }
 const failed = (code, description) => ({ success: false, returnValue: null, errors: [{ code, description }] });
 
 function search(args) {
-  const wanted = tail(args.searchParams);
-  const found = config.records.filter((r) => r.phones.some((p) => tail(p.number) === wanted));
+  const found = byNumber(args.searchParams);
   const result = {};
   for (const r of found) result[r.id] = { Id: r.id, Name: r.name, RecordType: r.object };
   if (args.deferred) {

@@ -1,5 +1,6 @@
 // The admin view: a tenant's live calls (admin WebSocket), its agents and recent calls.
 
+import { OutboxPanel } from "./adminoutbox.js";
 import { agentItem, liveRow, presenceOf, recentRow, tenantHome } from "./adminrows.js";
 import { SalesforcePanel } from "./adminsalesforce.js";
 import { Api, TokenStore, fragmentPairs, takeTokenFromFragment } from "./api.js";
@@ -64,6 +65,10 @@ class AdminView {
       onRejected: () => this.rejected("That token is not valid (or no longer)."),
     });
     this.salesforceConnected = false;
+    this.outbox = new OutboxPanel(this.api, {
+      now: () => this.now(),
+      onRejected: () => this.rejected("That token is not valid (or no longer)."),
+    });
   }
 
   now() {
@@ -85,6 +90,7 @@ class AdminView {
     $("refresh").addEventListener("click", () => this.refresh());
     $("more").addEventListener("click", () => this.loadRecent({ more: true }));
     this.salesforce.boot();
+    this.outbox.boot();
     this.tick();
     window.setInterval(() => this.tick(), 500);
     window.addEventListener("hashchange", () => this.onNewLink());
@@ -191,6 +197,7 @@ class AdminView {
     this.presence.clear();
     this.recent = [];
     this.salesforce.show(null);
+    this.outbox.show(null);
   }
 
   // -- tenants -----------------------------------------------------------------------------
@@ -213,6 +220,7 @@ class AdminView {
     this.loadRecent();
     this.loadMissed();
     this.salesforce.show(id);
+    this.outbox.show(id);
   }
 
   renderTenants() {
@@ -360,7 +368,12 @@ class AdminView {
       const params = { tenant: this.tenant };
       const result = await this.api.request("GET", "/api/presence", { params });
       if (request !== this.requests.presence) return;
-      for (const item of result.items ?? []) this.presence.set(item.agent_id, item);
+      for (const item of result.items ?? []) {
+        // A `presence` frame may have arrived while this list was on its way: keep the
+        // newer of the two (by the time the status was taken), never roll one back.
+        const known = this.presence.get(item.agent_id);
+        if (!known || (item.since ?? 0) >= (known.since ?? 0)) this.presence.set(item.agent_id, item);
+      }
     } catch {
       return; // the list still shows what agents are doing on calls
     }
@@ -393,6 +406,7 @@ class AdminView {
     this.loadAgents();
     this.loadPresence();
     this.salesforce.show(this.tenant);
+    this.outbox.show(this.tenant);
   }
 
   refreshSoon() {
@@ -401,6 +415,7 @@ class AdminView {
       this.loadRecent();
       this.loadMissed();
     }, REFRESH_MS);
+    this.outbox.refreshSoon(); // the ended call's log is being written
   }
 
   async loadRecent({ more = false } = {}) {

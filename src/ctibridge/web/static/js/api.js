@@ -169,6 +169,11 @@ export class Api {
     return this.request("GET", "/api/directory");
   }
 
+  /** GET /api/recordings/{id}/state → {recording_id, state}: can it be played yet. */
+  recordingState(recordingId) {
+    return this.request("GET", `/api/recordings/${encodeURIComponent(recordingId)}/state`);
+  }
+
   // -- CRM and call control ------------------------------------------------------------
 
   /** GET /api/crm/records/{object} → {items, next_cursor}; `params`: q, limit, cursor. */

@@ -124,12 +124,53 @@ export function recordingSrc(url, token) {
   return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
 }
 
-/** A history row's play button and the slot its player goes in (null: no recording).
+/** What a call's recordings offer: `{state, url}` with `state` "stored" (play `url`),
+ *  "pending" (ctibridge has not fetched it yet) or "failed" (it gave up); null: none. A
+ *  link without a state is one ctibridge does not fetch: it plays as it is. */
+export function recordingOf(card) {
+  const links = (card.recordings ?? []).filter((recording) => recording?.url);
+  if (links.length === 0) return null;
+  const ready = links.find((link) => !link.state || link.state === "stored");
+  if (ready) return { state: "stored", url: ready.url };
+  const pending = links.some((link) => link.state === "pending");
+  return { state: pending ? "pending" : "failed", url: null };
+}
+
+/** In place of a play button, for a recording that cannot be played (yet). */
+export function recordingNote(state, { className, testid }) {
+  const pending = state === "pending";
+  return h(
+    "span",
+    {
+      class: `recording-note ${className}`,
+      data: { testid, state },
+      attrs: {
+        role: "status",
+        title: pending
+          ? "The recording is being fetched from the phone system"
+          : "The recording could not be fetched from the phone system",
+      },
+    },
+    icon(pending ? "history" : "cloud"),
+    h("span", { text: pending ? "Recording — processing…" : "Recording unavailable" }),
+  );
+}
+
+/** A history row's play button and the slot its player goes in (null: no recording). A
+ *  recording not stored yet (or given up) shows a note instead, with no slot.
  *  `media.audio(callId)`: the player already made for the call (kept across redraws, so
  *  playback goes on); `media.player(callId, url)`: a new `<audio>` for the call. */
 function recordingControls(card, media) {
-  const url = (card.recordings ?? []).find((recording) => recording?.url)?.url;
-  if (!url || !media) return [null, null];
+  const recording = media ? recordingOf(card) : null;
+  if (!recording) return [null, null];
+  if (recording.state !== "stored") {
+    const note = recordingNote(recording.state, {
+      className: "history-row__recording",
+      testid: "history-recording",
+    });
+    return [note, null];
+  }
+  const url = recording.url;
   const existing = media.audio(card.call_id) ?? null;
   const slot = h("div", { class: "history-row__media" }, existing);
   const button = h(
@@ -138,7 +179,7 @@ function recordingControls(card, media) {
       class: "history-row__play",
       type: "button",
       hidden: Boolean(existing),
-      data: { testid: "history-recording" },
+      data: { testid: "history-recording", state: "stored" },
       attrs: { title: "Play the recording of this call", "aria-label": "Play recording" },
       on: {
         click: () => {

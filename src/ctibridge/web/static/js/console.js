@@ -6,10 +6,12 @@
 import { focusCall } from "./crmlink.js";
 import {
   OBJECTS,
+  activityRecording,
   activityRow,
   detailsList,
   emptyState,
   listPath,
+  ourRecordingId,
   pluralOf,
   recordHead,
   recordPath,
@@ -24,6 +26,9 @@ const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 250;
 /** After a call ends, its log reaches the CRM through the outbox: look again a few times. */
 const HISTORY_RELOADS_MS = [1200, 3000, 6000];
+/** While a recording on the record page is being fetched, ask again after these pauses
+ *  (then every last one). */
+const RECORDING_POLL_MS = [1500, 3000, 6000, 15000, 30000];
 
 const $ = (role) => document.querySelector(`[data-role="${role}"]`);
 
@@ -58,6 +63,7 @@ class Console {
     this.reloads = [];
     this.ended = new Set(); // calls whose end already asked for a history reload
     this.searchTimer = null;
+    this.recordingTimer = null; // asks again for recordings being fetched
     this.shown = null; // the record on screen (with its activities), or null
   }
 
@@ -317,11 +323,14 @@ class Console {
       return;
     }
     await this.directory; // agents' names for the call history
+    const urls = (record.activities ?? []).map((a) => a.recording_url).filter(Boolean);
+    const states = await this.recordingStates(urls);
     if (request !== this.request) return;
     const first = this.shown?.object !== object || this.shown?.id !== id;
     this.shown = record;
     document.title = `${record.name} · ${TITLE}`;
-    this.main.replaceChildren(this.recordView(record));
+    this.main.replaceChildren(this.recordView(record, states));
+    this.watchRecordings(states, request, 0);
     if (first) this.crm.recordViewed(record);
     this.showCallLink();
   }
@@ -336,7 +345,7 @@ class Console {
     );
   }
 
-  recordView(record) {
+  recordView(record, states = new Map()) {
     const dial = (number) => this.crm.dial(number, record);
     const ctx = { home: this.home, dial };
     const activities = record.activities ?? [];
@@ -349,6 +358,7 @@ class Console {
               agents: this.agents,
               now: this.now(),
               play: (url, slot, button) => this.play(url, slot, button),
+              recordingState: (url) => states.get(url) ?? "stored",
             }),
           ),
         )
@@ -394,6 +404,50 @@ class Console {
         ),
       ),
     );
+  }
+
+  /** url → "stored", "pending" or "failed" for each of our recording links in `urls` (a
+   *  link elsewhere is left out: it plays as it is). Refused or unknown: "failed"; the
+   *  server not answering: "pending" (asked again). */
+  async recordingStates(urls) {
+    const ours = [...new Set(urls)].filter((url) => ourRecordingId(url));
+    const answers = await Promise.all(
+      ours.map((url) =>
+        this.api.recordingState(ourRecordingId(url)).then(
+          (answer) => answer.state,
+          (exc) => ([403, 404].includes(exc.status) ? "failed" : "pending"),
+        ),
+      ),
+    );
+    return new Map(ours.map((url, i) => [url, answers[i]]));
+  }
+
+  /** While a recording on the record page shown by `request` is pending, ask again later
+   *  and swap in its play button (or "unavailable") in place: nothing else is redrawn, so
+   *  a recording already playing goes on. */
+  watchRecordings(states, request, polls) {
+    clearTimeout(this.recordingTimer);
+    const pending = [...states].filter(([, state]) => state === "pending").map(([url]) => url);
+    if (pending.length === 0) return;
+    const delay = RECORDING_POLL_MS[Math.min(polls, RECORDING_POLL_MS.length - 1)];
+    this.recordingTimer = setTimeout(async () => {
+      const fresh = await this.recordingStates(pending);
+      if (request !== this.request) return;
+      for (const [url, state] of fresh) {
+        if (state !== "pending") this.showRecording(url, state);
+      }
+      this.watchRecordings(fresh, request, polls + 1);
+    }, delay);
+  }
+
+  showRecording(url, state) {
+    for (const box of this.main.querySelectorAll(".activity__recording")) {
+      if (box.dataset.recordingUrl !== url) continue;
+      const slot = box.parentElement.querySelector(".activity__media");
+      box.replaceChildren(
+        activityRecording(url, state, slot, (src, where, button) => this.play(src, where, button)),
+      );
+    }
   }
 
   /** Recordings need the agent's token: `<audio>` sends it as `?token=` (same origin only). */

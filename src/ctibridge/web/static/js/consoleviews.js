@@ -2,6 +2,7 @@
 // no requests here: console.js passes data in and handlers (`dial`, `play`) down.
 
 import { directionOf, formatNumber, formatTalk, initials } from "./calls.js";
+import { recordingNote } from "./cardview.js";
 import { fieldLabel, objectLabel } from "./screenpop.js";
 import { dayAndTime, h, icon } from "./ui.js";
 
@@ -246,25 +247,53 @@ export function recordHead(record, { home, dial }) {
   );
 }
 
-/** One call in a record's history. `agents`: agent id → name; `play(url, slot)`. */
-export function activityRow(activity, { agents, now, play }) {
+/** Our id of a recording link (`/api/recordings/<id>` on this server); null for a link
+ *  elsewhere, which plays as it is. */
+export function ourRecordingId(url, origin = window.location.origin) {
+  let parsed;
+  try {
+    parsed = new URL(url, origin);
+  } catch {
+    return null;
+  }
+  const match = /^\/api\/recordings\/([^/]+)$/.exec(parsed.pathname);
+  return parsed.origin === origin && match ? decodeURIComponent(match[1]) : null;
+}
+
+/** The recording part of an activity: a play button when `state` is "stored", else a note
+ *  ("pending": not fetched yet; "failed": it never will be). `play(url, slot, button)`. */
+export function activityRecording(url, state, slot, play) {
+  if (state !== "stored") {
+    return recordingNote(state, { className: "activity__recording-note", testid: "recording-state" });
+  }
+  return h(
+    "button",
+    {
+      class: "recording-link",
+      type: "button",
+      data: { testid: "recording-link", url },
+      on: { click: (event) => play(url, slot, event.currentTarget) },
+    },
+    icon("play"),
+    h("span", { text: "Play recording" }),
+  );
+}
+
+/** One call in a record's history. `agents`: agent id → name; `play(url, slot)`;
+ *  `recordingState(url)`: "stored" (or a link not ours), "pending" or "failed". */
+export function activityRow(activity, { agents, now, play, recordingState = () => "stored" }) {
   const direction = directionOf({ direction: String(activity.call_type ?? "").toLowerCase() });
   const missed = /missed|voicemail/i.test(activity.disposition ?? "");
   const talk = activity.duration_seconds > 0 ? formatTalk(activity.duration_seconds) : null;
   const agent = agents.get(activity.agent_id) ?? null;
   const meta = [activity.disposition, talk, agent].filter(Boolean).join(" · ");
   const slot = h("div", { class: "activity__media" });
-  const recording = activity.recording_url
+  const url = activity.recording_url;
+  const recording = url
     ? h(
-        "button",
-        {
-          class: "recording-link",
-          type: "button",
-          data: { testid: "recording-link", url: activity.recording_url },
-          on: { click: (event) => play(activity.recording_url, slot, event.currentTarget) },
-        },
-        icon("play"),
-        h("span", { text: "Play recording" }),
+        "div",
+        { class: "activity__recording", data: { recordingUrl: url } },
+        activityRecording(url, recordingState(url), slot, play),
       )
     : null;
   return h(

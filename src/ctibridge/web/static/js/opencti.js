@@ -5,8 +5,9 @@
 // Salesforce with postMessage (to `parent`) and calls back with {success, returnValue,
 // errors}. What it does for the agent:
 //   - click-to-dial on Salesforce phone numbers → POST /api/calls with the clicked record;
-//   - an external call rings → the panel opens and Salesforce searches and pops the
-//     caller (deferred when our lookup found several records: the agent picks one here);
+//   - an external call rings → the panel opens and Salesforce pops the caller: one match or
+//     none by the org's softphone layout (searchAndScreenPop); several → Salesforce's search
+//     page, while the card offers the same records to choose from;
 //   - the agent opens a record during a call → that record gets the call log.
 
 import { ConsoleTabHost } from "./crmlink.js";
@@ -247,8 +248,8 @@ export class OpenCtiHost {
     }
   }
 
-  /** Salesforce searches the caller's number and pops by the softphone layout; with
-   *  several matches it only searches (deferred) and the agent picks here. */
+  /** Salesforce shows the caller: the record the agent already chose; for several
+   *  matches, its search page; otherwise a search that pops by the softphone layout. */
   pop(card, plan) {
     const id = card.call_id;
     this.popped.add(id);
@@ -259,17 +260,41 @@ export class OpenCtiHost {
     }
     const number = card.crm?.number ?? card.remote_number;
     if (!number) return;
+    const matches = card.crm?.matches ?? [];
+    if (matches.length > 1) {
+      this.popSearchPage(number);
+      return;
+    }
     const types = this.api.CALL_TYPE ?? {};
     const callType = card.direction === "outbound" ? types.OUTBOUND : types.INBOUND;
-    const matches = card.crm?.matches ?? [];
     // One match: Salesforce pops it, and the navigation that follows is this call's.
     if (matches.length === 1) this.softphone.crm.expectNavigation(card.call_id, matches);
     this.call("searchAndScreenPop", {
       searchParams: number,
       callType: callType ?? card.direction,
-      deferred: matches.length > 1,
+      deferred: false,
       defaultFieldValues: { Phone: number },
     }).catch((exc) => this.softphone.toast(`Salesforce search failed: ${exc.message}`, "error"));
+  }
+
+  /**
+   * Several records match: Salesforce opens its search results for the number, beside the
+   * chooser on the card. `screenPop` with type SEARCH is the documented way to open that
+   * page ("Top Results" for `searchString`, at least 3 characters), whatever the org's
+   * softphone layout says. `searchAndScreenPop` is not used here: it pops by the layout's
+   * rules for *its own* search, which may send several matches elsewhere (a Visualforce
+   * page, a flow, nowhere) or, searching fewer objects than our lookup, find one record and
+   * open it; that navigation would then count as the agent's choice. The call's log goes
+   * only to a record the agent picks on the card or opens in Salesforce (onNavigationChange);
+   * the search page itself is not a record, so opening it chooses nothing.
+   */
+  popSearchPage(number) {
+    const searchString = String(number).trim();
+    if (searchString.length < 3) return;
+    const type = this.api.SCREENPOP_TYPE?.SEARCH ?? "search";
+    this.call("screenPop", { type, params: { searchString } }).catch((exc) =>
+      this.softphone.toast(`Salesforce could not show its search: ${exc.message}`, "error"),
+    );
   }
 
   /** The utility bar's label says when a call rings or is on. */

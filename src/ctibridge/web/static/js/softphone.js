@@ -16,7 +16,7 @@ import {
   startOfDay,
   viewOf,
 } from "./calls.js";
-import { CallCardView, historyRow, recordingSrc } from "./cardview.js";
+import { CallCardView, historyRow, recordingOf, recordingSrc } from "./cardview.js";
 import { CrmLink } from "./crmlink.js";
 import { CrmStrip } from "./screenpop.js";
 import { ReconnectingSocket } from "./socket.js";
@@ -27,6 +27,9 @@ const HISTORY_LIMIT = 50;
 /** Let the server store an ended call before asking for the history again. */
 const HISTORY_REFRESH_MS = 600;
 const HISTORY_RETRY_MS = 10000;
+/** While a recording in the history is being fetched, look again after these pauses (then
+ *  every last one): it becomes playable once ctibridge has stored it. */
+const RECORDING_POLL_MS = [1500, 3000, 6000, 15000, 30000];
 const LEAVE_MS = 260;
 const TITLE = "Softphone · ctibridge";
 const TOAST_MS = 6000;
@@ -44,6 +47,8 @@ export class Softphone {
     this.socket = null;
     this.historyRequest = 0;
     this.historyTimer = null;
+    this.recordingTimer = null;
+    this.recordingPolls = 0;
     this.toastTimer = null;
     this.connections = 0; // sockets that reached "hello" (a test and debugging aid)
     this.crm = new CrmLink({
@@ -72,6 +77,7 @@ export class Softphone {
     this.crm.reset();
     clearTimeout(this.historyTimer);
     this.historyTimer = null;
+    this.watchRecordings(false);
     this.historyRequest += 1; // answers to an earlier session's requests are dropped
   }
 
@@ -491,6 +497,7 @@ export class Softphone {
       this.players.delete(id);
     }
     $("history-empty").hidden = cards.length > 0;
+    this.watchRecordings(cards.some((card) => recordingOf(card)?.state === "pending"));
     const missed = cards.filter((card) => outcomeOf(card, this.ext).tone === "missed").length;
     const count = $("history-count");
     count.hidden = cards.length === 0;
@@ -498,6 +505,24 @@ export class Softphone {
       `${cards.length} ${cards.length === 1 ? "call" : "calls"}`,
       missed ? h("span", { class: "count__missed", text: ` · ${missed} missed` }) : "",
     );
+  }
+
+  /** While `processing` (a recording on screen is not fetched yet), reload the history now
+   *  and then, less and less often; stop once none is. */
+  watchRecordings(processing) {
+    if (!processing) {
+      clearTimeout(this.recordingTimer);
+      this.recordingTimer = null;
+      this.recordingPolls = 0;
+      return;
+    }
+    if (this.recordingTimer !== null) return;
+    const delay = RECORDING_POLL_MS[Math.min(this.recordingPolls, RECORDING_POLL_MS.length - 1)];
+    this.recordingPolls += 1;
+    this.recordingTimer = setTimeout(() => {
+      this.recordingTimer = null;
+      this.loadHistory();
+    }, delay);
   }
 
   /** A player for a call's recording in its history row (one per call). */
