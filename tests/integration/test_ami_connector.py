@@ -22,6 +22,7 @@ from ctibridge.errors import ConfigError, PbxAuthError
 from ctibridge.protocols.ami import AmiProtocol
 from ctibridge.services.runtime import build_services
 from tests.fakes.fake_ami import FakeAmi, capture_events, core_show_channel
+from tests.integration.cancelling import assert_ends_whenever_cancelled
 from tests.integration.slow_sink import SlowSink, assert_held_back
 
 K = LegEventKind
@@ -528,3 +529,16 @@ async def test_pings_unanswered_behind_a_full_queue_do_not_end_the_session(
         status = connector.status()
     assert sink.leg_ids() == legs
     assert status["connected"] and status["reconnects"] == 0 and len(sink.resyncs) == 1
+
+
+
+async def test_cancelled_at_any_moment_the_connector_ends(ami: FakeAmi) -> None:
+    async def churn() -> None:
+        for _, event in carrier_legs(3):
+            await ami.push_event(event)
+        await ami.drop()
+
+    settings = ami.settings(ping_interval=0.003)
+    await assert_ends_whenever_cancelled(
+        lambda: AmiConnector(settings, sink=RecordingSink()).run(), churn
+    )

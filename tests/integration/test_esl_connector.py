@@ -21,6 +21,7 @@ from ctibridge.errors import ConfigError, PbxAuthError
 from ctibridge.protocols.esl import EslProtocol
 from ctibridge.services.runtime import build_services
 from tests.fakes.fake_esl import FakeEsl, capture_events, event_frame, frame
+from tests.integration.cancelling import assert_ends_whenever_cancelled
 from tests.integration.slow_sink import SlowSink, assert_held_back
 
 K = LegEventKind
@@ -457,3 +458,15 @@ async def test_events_read_with_a_disconnect_notice_are_handed_on_first(fs: Fake
         await until(lambda: len(sink.resyncs) == 2, "a new session after the notice")
     assert sink.legs() == [("call-a", K.CREATED), ("call-b", K.CREATED)]
     assert "disconnected: Disconnected, goodbye." in connector.status()["last_error"]
+
+
+async def test_cancelled_at_any_moment_the_connector_ends(fs: FakeEsl) -> None:
+    async def churn() -> None:
+        for n in range(3):
+            await fs.push_event(channel_event("CHANNEL_CREATE", f"churn-{n}", T0_US + n))
+        await fs.drop()
+
+    settings = fs.settings(ping_interval=0.003)
+    await assert_ends_whenever_cancelled(
+        lambda: EslConnector(settings, sink=RecordingSink()).run(), churn
+    )

@@ -28,6 +28,7 @@ from tests.fakes.fake_kazoo import (
     fake_kazoo,
     settings_for,
 )
+from tests.integration.cancelling import assert_ends_whenever_cancelled
 from tests.integration.slow_sink import SlowSink, assert_held_back
 
 BINDINGS = ("call.CHANNEL_CREATE.*", "call.CHANNEL_ANSWER.*", "call.CHANNEL_DESTROY.*")
@@ -574,3 +575,15 @@ async def test_server_legacy_frames_are_capitalised(kazoo: FakeKazoo) -> None:
     assert (args["Call-ID"], args["Msg-ID"], args["Caller-ID-Number"]) == ("leg-a", "m1", "201")
     assert args["Custom-Channel-Vars"]["Owner-ID"] == "user1"
     assert args["Custom-Channel-Vars"]["Call-Interaction-ID"].endswith("-leg-a")
+
+
+async def test_cancelled_at_any_moment_the_connector_ends(kazoo: FakeKazoo) -> None:
+    async def churn() -> None:
+        for n in range(3):
+            await kazoo.publish(ACCOUNT, call_event("CHANNEL_CREATE", f"churn-{n}", at=n))
+        await kazoo.drop_websockets()
+
+    settings = settings_for(kazoo, ping_interval=0.003)
+    await assert_ends_whenever_cancelled(
+        lambda: KazooConnector(settings, sink=RecordingSink()).run(), churn
+    )

@@ -363,8 +363,10 @@ class AmiConnector:
         self._link = None
         self._received += link.received
         self._queues.session_ended(link.queue)
-        await stop(reader, pinger)
-        await link.close()
+        try:
+            await stop(reader, pinger)
+        finally:  # closed even when run() is cancelled meanwhile
+            await link.close()
 
     # -- login and filters ------------------------------------------------------------------------
 
