@@ -64,18 +64,18 @@ class LocalStore(RecordingStore):
             return None
 
     async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
-        fh = await asyncio.to_thread(self.path_of(key).open, "rb")
-        try:
-            await asyncio.to_thread(fh.seek, start)
-            left = length
-            while left > 0:
-                chunk = await asyncio.to_thread(fh.read, min(CHUNK, left))
-                if not chunk:
-                    return
-                left -= len(chunk)
-                yield chunk
-        finally:
-            await asyncio.to_thread(fh.close)
+        """Each chunk is read by a worker thread that opens the file, seeks, reads and closes
+        it: nothing stays open between chunks, so a download the client abandons (or a
+        server shutting down mid-response) leaves no open file behind, even if the
+        response never closes this generator."""
+        path = self.path_of(key)
+        offset, end = start, start + length
+        while offset < end:
+            chunk = await asyncio.to_thread(_read_at, path, offset, min(CHUNK, end - offset))
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk
 
     async def delete(self, key: str) -> None:
         path = self.path_of(key)
@@ -97,6 +97,12 @@ async def _write(fh: BinaryIO, chunks: AsyncIterable[bytes], key: str) -> Stored
     except OSError as exc:
         raise StorageError(f"recordings: writing {key} failed: {exc}") from exc
     return StoredObject(key, size, digest.hexdigest())
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(size)
 
 
 def _sync_close(fh: BinaryIO) -> None:

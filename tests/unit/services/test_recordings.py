@@ -297,6 +297,30 @@ async def test_local_store_writes_atomically_and_reads_ranges(tmp_path: Path) ->
     assert await store.size("acc1/2027/01/abc.mp3") is None
 
 
+async def test_a_download_abandoned_midway_leaves_no_file_open(tmp_path: Path) -> None:
+    """A client that goes away mid-download leaves the response's generator unfinished
+    (nobody closes it); no file of the store may stay open meanwhile."""
+    store = LocalStore(tmp_path)
+    await store.put("acc1/2027/01/abc.mp3", _chunked(AUDIO))
+    path = str(tmp_path / "acc1/2027/01/abc.mp3")
+
+    def open_here() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if _target(fd) == path)
+
+    chunks = store.read("acc1/2027/01/abc.mp3", 0, len(AUDIO))
+    first = await anext(chunks)
+    assert first == AUDIO[: len(first)] and len(first) < len(AUDIO)  # more chunks to come
+    assert open_here() == 0
+
+
+def _target(fd: Path) -> str | None:
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return None
+
+
 async def test_local_store_leaves_nothing_when_the_source_fails(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
 
