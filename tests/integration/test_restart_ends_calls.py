@@ -101,3 +101,52 @@ async def _ended(storage: object, call_id: str) -> StoredCall | None:
     assert isinstance(storage, SqlStorage)
     stored = await storage.get_call(TENANT, CallId(call_id))
     return stored if stored is not None and stored.call.state is CallState.ENDED else None
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_two_restarts_in_a_row_still_end_the_call(backend: str, tmp_path: Path) -> None:
+    """Down once while the call is answered (the resync after the first restart learns it),
+    down again while it hangs up: the second restart must replay what the first resync
+    learnt, or the call it rebuilds is older than the stored one and never ends."""
+    async with rig(backend, tmp_path) as cti:
+        await cti.start()
+        await seed_demo_agents(cti.services, DEMO)
+        before_hang_up, hang_up = _call_in_two(seed=5)
+        answer = next(
+            i for i, s in enumerate(before_hang_up) if s.data["event_name"] == "CHANNEL_ANSWER"
+        )
+        await cti.publish(before_hang_up[:answer])
+        ringing: StoredCall = await until(
+            lambda: (s := cti.live()) is not None and s.call.state is CallState.RINGING and s,
+            what="the ringing call",
+        )
+        call_id = ringing.call.call_id
+
+        await cti.stop()
+        await cti.publish(before_hang_up[answer:])  # answered while ctibridge is down
+        await _start_recording(cti, [])
+        storage = cti.services.storage
+        answered = await until_async(
+            lambda: _in_state(storage, call_id, CallState.ANSWERED), what="the answer stored"
+        )
+        assert answered.call.seq > ringing.call.seq
+
+        await cti.stop()
+        await cti.publish(hang_up)  # and it ends during the next stop
+        seen: list[tuple[CallChanged, StoredCall]] = []
+        await _start_recording(cti, seen)
+        ended = await until_async(
+            lambda: _in_state(cti.services.storage, call_id, CallState.ENDED),
+            what="the call to end in storage",
+        )
+        assert ended.call.seq > answered.call.seq
+        assert cti.services.calls.active(TENANT) == []
+        assert [(c.name, s.call.call_id) for c, s in seen] == [(CallEventName.ENDED, call_id)]
+
+
+async def _in_state(storage: object, call_id: str, state: CallState) -> StoredCall | None:
+    assert isinstance(storage, SqlStorage)
+    stored = await storage.get_call(TENANT, CallId(call_id))
+    return stored if stored is not None and stored.call.state is state else None

@@ -170,22 +170,31 @@ class Normaliser:
         Legs we think alive but not listed ended while we were away; listed legs we did not
         know are picked up.
         """
-        listed = {e.leg_id for e in live}
         out: list[CallChanged] = []
-        for key, facts in list(self._facts.items()):
-            if facts.tenant_id == tenant_id and not facts.ended and facts.leg_id not in listed:
-                gone = ChannelEvent(
-                    kind=LegEventKind.DESTROYED,
-                    tenant_id=tenant_id,
-                    leg_id=facts.leg_id,
-                    at=max(at, facts.created_at or at),
-                    pbx=self._boxes[self._find(key)].pbx,
-                    hangup_cause=RESYNC_CAUSE,
-                )
-                out.extend(self.apply(gone))
-        for event in live:
+        for event in (*self.vanished(tenant_id, live, at), *live):
             out.extend(self.apply(event))
         return out
+
+    def vanished(
+        self, tenant_id: str, live: Sequence[ChannelEvent], at: float
+    ) -> list[ChannelEvent]:
+        """The hang-ups ``reconcile`` applies before ``live``: one ``DESTROYED`` event (cause
+        :data:`RESYNC_CAUSE`) for every leg we think alive that ``live`` does not list. A
+        caller that logs channel events logs these too, so a replay of the log after a
+        restart reaches the same calls."""
+        listed = {e.leg_id for e in live}
+        return [
+            ChannelEvent(
+                kind=LegEventKind.DESTROYED,
+                tenant_id=tenant_id,
+                leg_id=facts.leg_id,
+                at=max(at, facts.created_at or at),
+                pbx=self._boxes[self._find(key)].pbx,
+                hangup_cause=RESYNC_CAUSE,
+            )
+            for key, facts in self._facts.items()
+            if facts.tenant_id == tenant_id and not facts.ended and facts.leg_id not in listed
+        ]
 
     def call_of(self, tenant_id: str, leg_id: str) -> Call | None:
         """The published call a leg belongs to (None: unknown, or forgotten)."""

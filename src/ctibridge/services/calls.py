@@ -63,11 +63,19 @@ class CallsService:
         await self._publish(self.ingest(events))
 
     async def resync(self, tenant_id: str, live: Sequence[ChannelEvent], at: float) -> None:
-        changes = self._normaliser.reconcile(tenant_id, live, at)
+        """``Normaliser.reconcile``, with the events it applies (the listing, and a hang-up
+        for each leg that went away) logged like channel events: a restart replays them too,
+        so the calls it rebuilds are the calls stored (same states, same seq)."""
+        gone = self._normaliser.vanished(tenant_id, live, at)
+        items = self._fold([*gone, *live])
         logger.info(
-            "resync of %s: %d live leg(s), %d call change(s)", tenant_id, len(live), len(changes)
+            "resync of %s: %d live leg(s), %d gone, %d call change(s)",
+            tenant_id,
+            len(live),
+            len(gone),
+            len(items),
         )
-        await self._publish([(c, self._track(c)) for c in changes])
+        await self._publish(items)
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -90,14 +98,18 @@ class CallsService:
     def ingest(self, events: Sequence[ChannelEvent]) -> list[tuple[CallChanged, StoredCall]]:
         """Fold events in and queue them with the changes for storage; publishing is separate
         (so a batch is published in one go, in order)."""
-        norm = self._normaliser
-        out: list[tuple[CallChanged, StoredCall]] = []
         counted = self._counted
         for event in events:
             counter = counted.get(event.pbx)
             if counter is None:
                 counter = counted[event.pbx] = CHANNEL_EVENTS.labels(event.pbx)
             counter.inc()
+        return self._fold(events)
+
+    def _fold(self, events: Sequence[ChannelEvent]) -> list[tuple[CallChanged, StoredCall]]:
+        norm = self._normaliser
+        out: list[tuple[CallChanged, StoredCall]] = []
+        for event in events:
             changes = norm.apply(event)
             for index, change in enumerate(changes):
                 # The event is logged once, with the last change it caused.
