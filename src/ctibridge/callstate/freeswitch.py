@@ -113,14 +113,19 @@ class FreeswitchMapper:
     def snapshot(self, show_channels_json: Mapping[str, Any], at: float) -> list[ChannelEvent]:
         """SNAPSHOT events from ``show channels as json`` taken at ``at``.
 
-        The mapper forgets what it knew and starts again from the listing. Legs sharing a
-        ``call_uuid`` are one conversation; two of them are taken as bridged to each other.
+        The mapper forgets what it knew and starts again from the listing, except the
+        recordings of the legs still listed (the listing does not name them; a leg's
+        recordings go out with its hang-up). Legs sharing a ``call_uuid`` are one
+        conversation; two of them are taken as bridged to each other.
         """
+        recordings = {leg.leg_id: leg.recordings for leg in self._legs.values() if leg.recordings}
         self._reset()
         rows = show_channels_json.get("rows") or []
         if not isinstance(rows, list):
             raise FieldError("show channels: rows is not a list")
         listed = [(leg, row) for row in rows if (leg := self._row_leg(row)) is not None]
+        for leg, _row in listed:
+            leg.recordings = recordings.get(leg.leg_id, leg.recordings)
         by_group: dict[str, list[str]] = {}
         for leg, _row in listed:
             by_group.setdefault(self._groups.find(leg.key), []).append(leg.leg_id)

@@ -812,6 +812,24 @@ def test_snapshot_from_core_show_channels() -> None:
     assert m.feed(msg("Hangup", T0 + 61, Cause="16", **BOB))[0].kind is K.DESTROYED
 
 
+def test_recordings_of_listed_legs_survive_a_resync() -> None:
+    """The listing does not name recordings; a leg's go out with its hang-up."""
+    m = AsteriskMapper(TENANT)
+    feed(
+        m,
+        msg("Newchannel", T0, **CARRIER),
+        msg("VarSet", T0 + 1, Variable="MIXMONITOR_FILENAME", Value="/r/a.wav", **CARRIER),
+        msg("Newchannel", T0, **BOB),
+        msg("VarSet", T0 + 1, Variable="MIXMONITOR_FILENAME", Value="/r/b.wav", **BOB),
+    )
+    m.snapshot([show(**{**CARRIER, "ChannelStateDesc": "Up"})], T0 + 30)  # Bob's leg is gone
+    assert m.live_legs == 1
+    [gone] = m.feed(msg("Hangup", T0 + 40, Cause="16", **CARRIER))
+    assert [(r.ref, r.started_at) for r in gone.recordings] == [("/r/a.wav", T0 + 1)]
+    [bob] = m.feed(msg("Hangup", T0 + 40, Cause="16", **BOB))
+    assert bob.recordings == ()
+
+
 def test_snapshot_sees_through_local_pairs() -> None:
     m = AsteriskMapper(TENANT)
     l1 = chan("Local/1001@users-00000001;1", "100.5", "100.1")

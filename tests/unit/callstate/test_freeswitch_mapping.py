@@ -575,6 +575,16 @@ def test_snapshot_from_show_channels_json() -> None:
         m.snapshot({"rows": "nope"}, 1.0)
 
 
+def test_recordings_of_listed_legs_survive_a_resync() -> None:
+    """The listing does not name recordings; a leg's go out with its hang-up."""
+    m = FreeswitchMapper(TENANT)
+    feed(m, ev("RECORD_START", T0, Record_File_Path="/r/y.wav", **CALLER))
+    row = {"uuid": A, "direction": "inbound", "name": CALLER["Channel_Name"], "call_uuid": A}
+    m.snapshot({"rows": [{**row, "callstate": "ACTIVE"}]}, 1_800_000_002.0)
+    [gone] = m.feed(ev("CHANNEL_HANGUP_COMPLETE", T0 + 3_000_000, **CALLER))
+    assert [(r.ref, r.started_at) for r in gone.recordings] == [("/r/y.wav", 1_800_000_000.0)]
+
+
 # -- property: any well-formed sequence, then every hang-up, leaves nothing behind ------------
 
 _UUIDS = [A, B, "cccccccc-0000-0000-0000-000000000003", "dddddddd-0000-0000-0000-000000000004"]

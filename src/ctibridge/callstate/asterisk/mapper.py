@@ -50,14 +50,18 @@ class AsteriskMapper(_Tracker):
     def snapshot(self, core_show_channels: list[AmiMessage], at: float) -> list[ChannelEvent]:
         """SNAPSHOT events from a ``CoreShowChannels`` listing taken at ``at``.
 
-        The mapper forgets what it knew and starts again from the listing.
+        The mapper forgets what it knew and starts again from the listing, except the
+        recordings of the legs still listed: the listing does not name them, and a leg's
+        recordings go out with its hang-up.
         """
+        recordings = {leg.leg_id: leg.recordings for leg in self._legs.values() if leg.recordings}
         self._reset()
         listed: list[_Leg] = []
         for item in core_show_channels:
             if item.name != "CoreShowChannel" or not _has_leg(item, ""):
                 continue
             leg = self._leg(item, "", at)
+            leg.recordings = recordings.get(leg.leg_id, leg.recordings)
             listed.append(leg)
             leg.up = (item.get("ChannelStateDesc") or "").lower() == "up"
             leg.application = _APPLICATIONS.get((item.get("Application") or "").lower())
