@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ctibridge.callstate.codec import event_from_dict
 from ctibridge.callstate.events import ChannelEvent
 from ctibridge.errors import InvalidRequest
 from ctibridge.storage import _codec
-from ctibridge.storage._engine import insert_for
 from ctibridge.storage.base import CallPage, CallQuery, CallWrite, StoredCall
 from ctibridge.storage.tables import call_agents, call_events, calls, legs
 from ctibridge.types import AgentId, CallId, TenantId
@@ -86,23 +87,40 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
-async def _upsert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    stmt = insert_for(conn, calls)
-    stmt = stmt.on_conflict_do_update(
+# The write path's statements are built once: building them (above all the upsert, whose
+# ``excluded`` alias copies every column) cost more than running them, on every batch.
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    stmt = postgresql.insert(calls) if dialect == "postgresql" else sqlite.insert(calls)
+    return stmt.on_conflict_do_update(
         index_elements=[calls.c.call_id],
         set_={name: stmt.excluded[name] for name in _UPDATED_ON_CONFLICT},
         # The seq guard: an older state of a call never overwrites a newer one.
         where=(calls.c.seq <= stmt.excluded.seq) & (calls.c.tenant_id == stmt.excluded.tenant_id),
     )
-    await conn.execute(stmt, rows)
+
+
+_WINNERS = sa.select(calls.c.call_id, calls.c.seq).where(
+    calls.c.call_id.in_(sa.bindparam("ids", expanding=True))
+)
+_DELETES = {
+    table.name: sa.delete(table).where(table.c.call_id.in_(sa.bindparam("ids", expanding=True)))
+    for table in (calls, legs, call_agents)
+}
+_INSERTS = {table.name: sa.insert(table) for table in (legs, call_agents, call_events)}
+
+
+async def _upsert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.execute(_upsert_statement(conn.dialect.name), rows)
 
 
 async def _stored_winners(conn: AsyncConnection, upserts: dict[str, CallWrite]) -> list[str]:
     """The call ids whose row now holds this batch's write (the seq guard let it through)."""
     winners: list[str] = []
     for chunk in _chunks(list(upserts)):
-        query = sa.select(calls.c.call_id, calls.c.seq).where(calls.c.call_id.in_(chunk))
-        for call_id, seq in (await conn.execute(query)).all():
+        for call_id, seq in (await conn.execute(_WINNERS, {"ids": list(chunk)})).all():
             if seq == upserts[call_id].stored.call.seq:
                 winners.append(call_id)
     return winners
@@ -110,12 +128,12 @@ async def _stored_winners(conn: AsyncConnection, upserts: dict[str, CallWrite]) 
 
 async def _delete_where_call_in(conn: AsyncConnection, table: sa.Table, ids: Sequence[str]) -> None:
     for chunk in _chunks(ids):
-        await conn.execute(sa.delete(table).where(table.c.call_id.in_(chunk)))
+        await conn.execute(_DELETES[table.name], {"ids": list(chunk)})
 
 
 async def _insert_rows(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(sa.insert(table), rows)
+        await conn.execute(_INSERTS[table.name], rows)
 
 
 async def _replace_children(conn: AsyncConnection, writes: Iterable[CallWrite]) -> None:
