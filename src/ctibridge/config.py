@@ -149,6 +149,13 @@ class CallsSettings:
     """Numbers of at most this many digits are extensions (seed 002)."""
     default_region: str = "GB"
     """Region for national numbers when normalising to E.164."""
+    restore_window_hours: float = 24.0
+    """At start-up, calls in progress updated this recently are restored from the event log
+    (and ended by the first resync if the phone system no longer has them); older ones are
+    left as they are, with a log line."""
+    context_retention_hours: float = 48.0
+    """How long the agent's CRM choices for a call (record picked, opened, created) are kept
+    when the call's end never arrives; an ended call's are removed once it is logged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +398,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("log_format must be 'json' or 'text'")
     if not 1 <= settings.calls.internal_digits <= 15:
         raise ConfigError("calls.internal_digits must be between 1 and 15")
+    if settings.calls.restore_window_hours < 0:
+        raise ConfigError("calls.restore_window_hours must not be negative")
+    if settings.calls.context_retention_hours <= 0:
+        raise ConfigError("calls.context_retention_hours must be positive")
     if settings.push.queue_size < 1:
         raise ConfigError("push.queue_size must be at least 1")
     pbx_queues = {

@@ -8,6 +8,7 @@ one: stored as ended, published, and logged to the built-in CRM.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,25 @@ async def _in_state(storage: object, call_id: str, state: CallState) -> StoredCa
     assert isinstance(storage, SqlStorage)
     stored = await storage.get_call(TENANT, CallId(call_id))
     return stored if stored is not None and stored.call.state is state else None
+
+
+async def test_calls_older_than_the_restore_window_are_left_as_they_are(tmp_path: Path) -> None:
+    async with rig("sqlite", tmp_path) as cti:
+        await cti.start()
+        await seed_demo_agents(cti.services, DEMO)
+        before_hang_up, hang_up = _call_in_two(seed=3)
+        await cti.publish(before_hang_up)
+        stored: StoredCall = await until(
+            lambda: (s := cti.live()) is not None and s.call.state is CallState.ANSWERED and s,
+            what="the answered call",
+        )
+        await cti.stop()
+        await cti.publish(hang_up)
+        calls = dataclasses.replace(cti.settings.calls, restore_window_hours=0.0)
+        cti.settings = dataclasses.replace(cti.settings, calls=calls)
+        seen: list[tuple[CallChanged, StoredCall]] = []
+        await _start_recording(cti, seen)
+        assert cti.services.calls.active(TENANT) == []  # not restored, so nothing ends it
+        assert seen == []
+        kept = await cti.services.storage.get_call(TENANT, CallId(stored.call.call_id))
+        assert kept is not None and kept.call.state is CallState.ANSWERED

@@ -42,6 +42,8 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
         ({"CTIBRIDGE_WEB_COLOUR": "red"}, "colour"),
         ({"CTIBRIDGE_KAZOO_ENABLED": "true"}, "api_key"),
         ({"CTIBRIDGE_CALLS_INTERNAL_DIGITS": "0"}, "internal_digits"),
+        ({"CTIBRIDGE_CALLS_RESTORE_WINDOW_HOURS": "-1"}, "calls.restore_window_hours"),
+        ({"CTIBRIDGE_CALLS_CONTEXT_RETENTION_HOURS": "0"}, "calls.context_retention_hours"),
         ({"CTIBRIDGE_KAZOO_QUEUE_SIZE": "0"}, "kazoo.queue_size"),
         ({"CTIBRIDGE_ASTERISK_QUEUE_SIZE": "-1"}, "asterisk.queue_size"),
         ({"CTIBRIDGE_WEB_TLS_CERT": "/x.pem"}, "tls_key"),

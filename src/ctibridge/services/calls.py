@@ -18,13 +18,9 @@ from ctibridge.services.writer import CallWriter
 from ctibridge.storage.base import CallPage, CallQuery, Storage, StoredCall
 from ctibridge.types import AgentId, CallId, TenantId
 
-__all__ = ["RESTORE_WINDOW_HOURS", "CallsService"]
+__all__ = ["CallsService"]
 
 logger = logging.getLogger(__name__)
-
-RESTORE_WINDOW_HOURS = 24.0
-"""At start-up, calls in progress updated within this many hours are restored (and ended by
-the first resync when the phone system no longer has them); older ones are left, logged."""
 
 Listener = Callable[[CallChanged, StoredCall], None]
 

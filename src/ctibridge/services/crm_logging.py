@@ -19,7 +19,7 @@ from typing import Any
 from ctibridge.callstate.model import CallChanged, CallEventName
 from ctibridge.crm.base import CallLog, CrmAdapter, CrmRecord, CrmRef
 from ctibridge.errors import CtiError
-from ctibridge.services.call_contexts import CallContexts
+from ctibridge.services.call_contexts import RETENTION, CallContexts
 from ctibridge.services.call_log import AgentContext, call_logs
 from ctibridge.services.directory import AgentDirectory
 from ctibridge.services.outbox import OutboxWorker
@@ -56,6 +56,7 @@ class CrmLoggingService:
         directory: AgentDirectory,
         crm: CrmAdapter,
         region: str = "GB",
+        context_retention: float = RETENTION,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
@@ -63,7 +64,9 @@ class CrmLoggingService:
         self.crm = crm
         self._region = region
         self._clock = clock
-        self.contexts = CallContexts(storage=storage, directory=directory, clock=clock)
+        self.contexts = CallContexts(
+            storage=storage, directory=directory, retention=context_retention, clock=clock
+        )
         self.worker = OutboxWorker(storage, {TOPIC: self.deliver}, clock=clock)
         self._tasks: set[asyncio.Task[None]] = set()
 

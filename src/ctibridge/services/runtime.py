@@ -29,7 +29,7 @@ from ctibridge.errors import ConfigError, PbxAuthError
 from ctibridge.observability import PBX_CONNECTED
 from ctibridge.services.agents import ALL_TENANTS, AgentsService, token_hash
 from ctibridge.services.call_control import CallControl, CallControlService
-from ctibridge.services.calls import RESTORE_WINDOW_HOURS, CallsService
+from ctibridge.services.calls import CallsService
 from ctibridge.services.crm_logging import CrmLoggingService
 from ctibridge.services.directory import AgentDirectory
 from ctibridge.services.presence import PresenceService
@@ -77,7 +77,7 @@ class Services:
 
     async def start(self) -> None:
         # Calls in progress at the last stop: their first resync ends those that went away.
-        since = time.time() - RESTORE_WINDOW_HOURS * 3600
+        since = time.time() - self.settings.calls.restore_window_hours * 3600
         self.calls.restore(await self.storage.open_call_events(since))
         self.writer.start()
         if self.crm_logging is not None:
@@ -243,6 +243,7 @@ def _attach_crm(services: Services, crm: CrmAdapter) -> None:
         directory=services.agents.directory,
         crm=crm,
         region=settings.calls.default_region,
+        context_retention=settings.calls.context_retention_hours * 3600,
     )
     services.screenpop = ScreenPopService(
         crm=crm,
