@@ -356,6 +356,10 @@ async def test_several_salesforce_matches_log_to_the_record_opened_or_chosen_els
     await page.screenshot(path=artifacts / "lightning-salesforce-search-page.png")
     await page.locator(f"[data-testid=sf-search-result][data-record-id='{account}']").click()
     await expect(card.get_by_test_id("crm-chosen")).to_contain_text("Mitchell Lettings")
+    await until(
+        lambda: _is(chosen(sf_demo, call.call_id()), CrmRef("Account", account)),
+        what="the record on the server",
+    )
     await call.play_rest()
     task = await _task_of(salesforce, call.call_id())
     assert (task.get("WhoId"), task.get("WhatId")) == (None, account)
@@ -366,6 +370,10 @@ async def test_several_salesforce_matches_log_to_the_record_opened_or_chosen_els
     await expect(page.get_by_test_id("sf-record-name")).to_have_text("Sarah Mitchell")
     await expect(card.get_by_test_id("crm-chosen")).to_contain_text("Sarah Mitchell")
     assert last_args(lightning, "screenPop") == {"type": "sobject", "params": {"recordId": contact}}
+    await until(
+        lambda: _is(chosen(sf_demo, call.call_id()), CrmRef("Contact", contact)),
+        what="the record on the server",
+    )
     await call.play_rest()
     task = await _task_of(salesforce, call.call_id())
     assert (task.get("WhoId"), task.get("WhatId")) == (contact, None)

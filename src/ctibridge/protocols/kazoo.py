@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ctibridge.errors import FieldError
 
 __all__ = [
@@ -197,11 +199,13 @@ def parse_auth(body: Any) -> KazooAuth:
 
 
 def _load(frame: str | bytes, max_bytes: int) -> dict[str, Any]:
-    size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", "replace"))
+    size = len(frame)
+    if isinstance(frame, str) and size * 4 > max_bytes:  # UTF-8: at most 4 bytes a character
+        size = len(frame.encode("utf-8", "replace"))
     if size > max_bytes:
         raise FieldError(f"kazoo: frame of {size} bytes exceeds the {max_bytes}-byte limit")
     try:
-        message = json.loads(frame)
+        message = orjson.loads(frame)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FieldError(
             f"kazoo: frame is not valid JSON: {exc}", details={"excerpt": _excerpt(frame)}

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import sqlalchemy as sa
 from alembic.util.exc import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
@@ -89,8 +90,19 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: URL, *, echo: bool, connect_args: Mapping[str, Any]) -> AsyncEngine:
-    options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+    options: dict[str, Any] = {
+        "echo": echo,
+        "hide_parameters": True,
+        # Every call change stores the call as JSON: orjson encodes it several times faster
+        # than the standard library, on the event loop's thread.
+        "json_serializer": _json_text,
+        "json_deserializer": orjson.loads,
+    }
     if connect_args:
         options["connect_args"] = dict(connect_args)
     if url.get_backend_name() == "postgresql":

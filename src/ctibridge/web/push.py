@@ -15,6 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from ctibridge.bus.base import Bus, Message
 from ctibridge.observability import WS_CONNECTIONS, WS_DROPPED
 from ctibridge.services.agents import ALL_TENANTS, Principal
@@ -114,7 +116,8 @@ class PushHub:
         return len(conns)
 
     def _side(self, message: Message) -> None:
-        text = json.dumps({"type": message.payload["event"], **message.payload})
+        # Encoded once for every socket it goes to (orjson: several times the stdlib's speed).
+        text = orjson.dumps({"type": message.payload["event"], **message.payload}).decode()
         for conn in self._targets(message):
             if not conn.offer(text):
                 WS_DROPPED.inc()
