@@ -4,6 +4,7 @@
   share a leg (union-find; a merged conversation keeps its oldest key).
 - :class:`_Recent`: the legs that ended lately, so late events for them are dropped.
 - :func:`_close`: a leg's recordings still running when it ends run until then.
+- :func:`_leg_event`: a channel event from what a mapper knows of a leg and its conversation.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Final
+from typing import Final, Protocol
 
-from ctibridge.callstate.events import Recording
+from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
 
 _RECENT: Final = 4096
 
@@ -103,4 +104,66 @@ def _close(recordings: Iterable[Recording], at: float) -> tuple[Recording, ...]:
         if r.duration_seconds is not None or r.started_at is None
         else replace(r, duration_seconds=max(0.0, at - r.started_at))
         for r in recordings
+    )
+
+
+class _LegState(Protocol):
+    """What both mappers keep of a leg (their ``_Leg`` dataclasses)."""
+
+    leg_id: str
+    key: str
+    originator: bool
+    party: Party
+    agent: AgentRef | None
+    caller_number: str | None
+    caller_name: str | None
+    callee_number: str | None
+    callee_name: str | None
+    dialed_number: str | None
+    application: str | None
+
+
+def _leg_event(
+    leg: _LegState,
+    groups: _Groups,
+    kind: LegEventKind,
+    at: float,
+    *,
+    tenant_id: str,
+    pbx: str,
+    other_leg_id: str | None = None,
+    hangup_cause: str | None = None,
+    recordings: tuple[Recording, ...] = (),
+    answered: bool = False,
+    held: bool = False,
+    node: str | None = None,
+    event_id: str | None = None,
+) -> ChannelEvent:
+    """The channel event of ``leg``: grouped under its conversation's key, with the
+    conversation's origin tag."""
+    root = groups.find(leg.key)
+    return ChannelEvent(
+        kind=kind,
+        tenant_id=tenant_id,
+        leg_id=leg.leg_id,
+        at=at,
+        pbx=pbx,
+        node=node,
+        event_id=event_id,
+        group_key=root,
+        originator=leg.originator,
+        party=leg.party,
+        agent=leg.agent,
+        caller_number=leg.caller_number,
+        caller_name=leg.caller_name,
+        callee_number=leg.callee_number,
+        callee_name=leg.callee_name,
+        dialed_number=leg.dialed_number,
+        origin_tag=groups.tags.get(root),
+        application=leg.application,
+        other_leg_id=other_leg_id,
+        hangup_cause=hangup_cause,
+        recordings=recordings,
+        answered=answered,
+        held=held,
     )

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from ctibridge.callstate.conversations import _close, _Groups, _Recent
+from ctibridge.callstate.conversations import _close, _Groups, _leg_event, _Recent
 from ctibridge.callstate.events import AgentRef, ChannelEvent, LegEventKind, Party, Recording
 from ctibridge.errors import FieldError
 from ctibridge.protocols.esl import EslEvent
@@ -255,31 +255,20 @@ class FreeswitchMapper:
         answered: bool = False,
         held: bool = False,
     ) -> ChannelEvent:
-        root = self._groups.find(leg.key)
-        return ChannelEvent(
-            kind=kind,
+        return _leg_event(
+            leg,
+            self._groups,
+            kind,
+            at,
             tenant_id=self.tenant_id,
-            leg_id=leg.leg_id,
-            at=at,
             pbx="freeswitch",
-            node=leg.node,
-            event_id=event_id,
-            group_key=root,
-            originator=leg.originator,
-            party=leg.party,
-            agent=leg.agent,
-            caller_number=leg.caller_number,
-            caller_name=leg.caller_name,
-            callee_number=leg.callee_number,
-            callee_name=leg.callee_name,
-            dialed_number=leg.dialed_number,
-            origin_tag=self._groups.tags.get(root),
-            application=leg.application,
             other_leg_id=other_leg_id,
             hangup_cause=hangup_cause,
             recordings=recordings,
             answered=answered,
             held=held,
+            node=leg.node,
+            event_id=event_id,
         )
 
     def _once(

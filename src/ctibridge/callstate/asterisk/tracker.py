@@ -11,7 +11,7 @@ from ctibridge.callstate.asterisk.bridges import _Bridges
 from ctibridge.callstate.asterisk.endpoints import _Endpoints
 from ctibridge.callstate.asterisk.fields import _RECORDING_VAR, _exten, _has_leg, _text, _var_name
 from ctibridge.callstate.asterisk.leg import _Leg
-from ctibridge.callstate.conversations import _Groups, _Recent
+from ctibridge.callstate.conversations import _Groups, _leg_event, _Recent
 from ctibridge.callstate.events import ChannelEvent, LegEventKind, Recording
 from ctibridge.errors import FieldError
 from ctibridge.protocols.ami import AmiMessage
@@ -125,24 +125,13 @@ class _Tracker:
         recordings: tuple[Recording, ...] = (),
         answered: bool = False,
     ) -> ChannelEvent:
-        root = self._groups.find(leg.key)
-        return ChannelEvent(
-            kind=kind,
+        return _leg_event(
+            leg,
+            self._groups,
+            kind,
+            at,
             tenant_id=self.tenant_id,
-            leg_id=leg.leg_id,
-            at=at,
             pbx="asterisk",
-            group_key=root,
-            originator=leg.originator,
-            party=leg.party,
-            agent=leg.agent,
-            caller_number=leg.caller_number,
-            caller_name=leg.caller_name,
-            callee_number=leg.callee_number,
-            callee_name=leg.callee_name,
-            dialed_number=leg.dialed_number,
-            origin_tag=self._groups.tags.get(root),
-            application=leg.application,
             other_leg_id=other_leg_id,
             hangup_cause=hangup_cause,
             recordings=recordings,
