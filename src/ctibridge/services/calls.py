@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 Listener = Callable[[CallChanged, StoredCall], None]
 
+READ_WAIT = 2.0
+"""Seconds a read of stored calls waits for the changes pushed before it to be written (a
+database that is down answers with its own error after that)."""
+
 
 class CallsService:
     """Implements the connectors' ``EventSink``: ``events()`` and ``resync()``."""
@@ -164,12 +168,14 @@ class CallsService:
         return sorted(calls, key=lambda s: (s.call.started_at, s.call.call_id))
 
     async def list_calls(self, query: CallQuery) -> CallPage:
+        await self._writer.caught_up(READ_WAIT)
         return await self._storage.list_calls(query)
 
     async def get(self, tenant_id: TenantId, call_id: CallId) -> StoredCall:
         live = self._active.get(call_id)
         if live is not None and live.call.tenant_id == tenant_id:
             return live
+        await self._writer.caught_up(READ_WAIT)
         stored = await self._storage.get_call(tenant_id, call_id)
         if stored is None:
             raise NoSuchCall(f"no call {call_id}", details={"call_id": call_id})

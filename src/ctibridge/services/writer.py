@@ -53,6 +53,11 @@ class CallWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._added = 0
+        """Changes added so far (a counter)."""
+        self._written = 0
+        """The value of ``_added`` that the last fully written batch covered."""
+        self._progress = asyncio.Event()
 
     @property
     def pending(self) -> int:
@@ -76,6 +81,7 @@ class CallWriter:
             merged = self._pending.pop(old, None)
             if merged is not None:
                 item.events[:0] = merged.events
+        self._added += 1
         self._idle.clear()
         self._wake.set()
         STORAGE_PENDING.set(len(self._pending))
@@ -93,6 +99,20 @@ class CallWriter:
     async def drained(self) -> None:
         """Wait until everything added so far is written."""
         await self._idle.wait()
+
+    async def caught_up(self, within: float) -> bool:
+        """Wait until every change added before this call is written (changes added later
+        do not hold it up), at most ``within`` seconds; whether it was. A read of the
+        database after it sees what was pushed before it: an agent who reloads right after
+        a call ends finds it in the history."""
+        target = self._added
+        try:
+            async with asyncio.timeout(within):
+                while self._written < target:
+                    await self._progress.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _run(self) -> None:
         delay = 0.0
@@ -122,6 +142,7 @@ class CallWriter:
         if not self._pending:
             return True
         batch, self._pending = self._pending, {}
+        covers = self._added
         items = list(batch.items())
         for start in range(0, len(items), self._chunk):
             part = items[start : start + self._chunk]
@@ -130,6 +151,9 @@ class CallWriter:
                 return False
             await asyncio.sleep(0)  # let the pushes waiting behind this chunk go first
         STORAGE_PENDING.set(len(self._pending))
+        self._written = max(self._written, covers)
+        self._progress.set()  # wakes the readers waiting in caught_up(), then a new one
+        self._progress = asyncio.Event()
         return True
 
     async def _write(self, part: list[tuple[str, _Pending]]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,35 @@ async def test_what_failed_to_write_stays_pending_and_newer_changes_win(
     assert await writer.flush()
     stored = await _stored(storage)
     assert len(stored) == 25 and stored["c024"] == 2
+
+
+async def test_a_read_waits_for_what_was_added_before_it_not_after(storage: SqlStorage) -> None:
+    writer = CallWriter(storage, flush_interval=0.05)
+    writer.start()
+    try:
+        assert await writer.caught_up(0.01)  # nothing added: at once
+        writer.add(_call(1))
+        waiting = asyncio.create_task(writer.caught_up(5))
+        await asyncio.sleep(0)
+        assert await _stored(storage) == {} and not waiting.done()
+        assert await waiting
+        assert await _stored(storage) == {"c001": 1}  # written before the read goes on
+    finally:
+        await writer.stop()
+
+
+async def test_a_read_gives_up_waiting_while_the_database_fails(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def down(writes: Sequence[CallWrite], *, received_at: float) -> Any:
+        raise StorageError("database is locked")
+
+    monkeypatch.setattr(storage, "save_calls", down)
+    writer = CallWriter(storage, flush_interval=0.01)
+    writer.start()
+    writer.add(_call(1))
+    assert not await writer.caught_up(0.3)
+    assert writer.pending == 1  # kept for the next try
+    monkeypatch.undo()
+    assert await writer.caught_up(5)
+    await writer.stop()
