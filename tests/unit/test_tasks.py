@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
@@ -65,24 +64,3 @@ async def test_the_callers_own_cancellation_is_not_swallowed() -> None:
     await asyncio.sleep(0.06)
     assert cleaned == ["done"]
 
-
-async def test_the_suppress_idiom_would_swallow_it() -> None:
-    """The control case: the idiom ``stop`` replaces loses the cancellation."""
-    cleaned: list[str] = []
-    sessions = 0
-
-    async def reconnect_loop() -> None:
-        nonlocal sessions
-        while sessions < 3:
-            sessions += 1
-            reader = asyncio.create_task(slow_to_stop(cleaned))
-            await asyncio.sleep(0)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-
-    loop_task = asyncio.create_task(reconnect_loop())
-    await asyncio.sleep(0.01)
-    loop_task.cancel()
-    await asyncio.wait_for(loop_task, 1)
-    assert sessions == 3 and not loop_task.cancelled()
