@@ -200,15 +200,21 @@ async def test_ranges(recorded: Recorded) -> None:
 
 
 async def test_who_may_download(recorded: Recorded) -> None:
-    system = recorded.system
     ref = next(iter(recorded.audio))
-    url = f"/api/recordings/{recorded.our_id(ref)}"
+    await assert_download_access(recorded.system, recorded.our_id(ref), recorded.audio[ref])
+
+
+async def assert_download_access(system: DemoSystem, recording_id: str, audio: bytes) -> None:
+    """Agent 101 handled the call: it and the admin download it (header or ``?token=``);
+    agent 102 is refused, nobody signed in is not let in, an unknown id is 404."""
+    url = f"/api/recordings/{recording_id}"
     async with httpx.AsyncClient(base_url=system.http.url) as http:
-        assert (await http.get(url, headers=_auth(system.tokens["101"]))).status_code == 200
+        mine = await http.get(url, headers=_auth(system.tokens["101"]))
+        assert mine.status_code == 200 and mine.content == audio
         other = await http.get(url, headers=_auth(system.tokens["102"]))
         assert other.status_code == 403 and other.json()["error_id"] == "forbidden"
         admin = await http.get(url, headers=_auth(system.services.admin_token))
-        assert admin.status_code == 200 and admin.content == recorded.audio[ref]
+        assert admin.status_code == 200 and admin.content == audio
         by_query = await http.get(url, params={"token": system.tokens["101"]})  # <audio src>
         assert by_query.status_code == 200
         unknown = await http.get(

@@ -18,7 +18,12 @@ from ctibridge.recordings.base import RecordingState
 from ctibridge.recordings.s3 import S3Store
 from tests.fakes.fake_s3 import FakeS3, fake_s3_fixture  # noqa: F401  (the fake_s3 fixture)
 from tests.integration.conftest import fast_settings, until
-from tests.integration.test_recordings import _auth, _play_recorded_call, until_async
+from tests.integration.test_recordings import (
+    _auth,
+    _play_recorded_call,
+    assert_download_access,
+    until_async,
+)
 
 PREFIX = "recordings/site-a"
 
@@ -101,21 +106,7 @@ async def test_who_may_download_from_the_bucket(system: DemoSystem, fake_s3: Fak
     played = await _play_recorded_call(system)
     await until_async(played.all_stored, "the recordings to be stored in the bucket")
     ref = next(iter(played.audio))
-    url = f"/api/recordings/{played.our_id(ref)}"
-    async with httpx.AsyncClient(base_url=system.http.url) as http:
-        mine = await http.get(url, headers=_auth(system.tokens["101"]))
-        assert mine.status_code == 200 and mine.content == played.audio[ref]
-        other = await http.get(url, headers=_auth(system.tokens["102"]))
-        assert other.status_code == 403 and other.json()["error_id"] == "forbidden"
-        admin = await http.get(url, headers=_auth(system.services.admin_token))
-        assert admin.status_code == 200 and admin.content == played.audio[ref]
-        by_query = await http.get(url, params={"token": system.tokens["101"]})  # <audio src>
-        assert by_query.status_code == 200
-        unknown = await http.get(
-            "/api/recordings/" + "0" * 32, headers=_auth(system.services.admin_token)
-        )
-        assert unknown.status_code == 404 and unknown.json()["error_id"] == "no-such-recording"
-        assert (await http.get(url)).status_code == 401
+    await assert_download_access(system, played.our_id(ref), played.audio[ref])
 
 
 async def test_s3_down_at_upload_time_is_retried_and_stored_once(
