@@ -531,7 +531,6 @@ async def test_pings_unanswered_behind_a_full_queue_do_not_end_the_session(
     assert status["connected"] and status["reconnects"] == 0 and len(sink.resyncs) == 1
 
 
-
 async def test_cancelled_at_any_moment_the_connector_ends(ami: FakeAmi) -> None:
     async def churn() -> None:
         for _, event in carrier_legs(3):

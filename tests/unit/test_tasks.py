@@ -63,4 +63,3 @@ async def test_the_callers_own_cancellation_is_not_swallowed() -> None:
     assert sessions == 1 and loop_task.cancelled()
     await asyncio.sleep(0.06)
     assert cleaned == ["done"]
-

@@ -19,6 +19,7 @@ from ctibridge.callstate.model import Leg
 
 if TYPE_CHECKING:
     from ctibridge.callstate.derive import LegView
+    from ctibridge.callstate.normaliser import CallBox
 
 __all__ = ["LegFacts"]
 
@@ -48,6 +49,9 @@ _RANK: Final[dict[LegEventKind, int]] = {
 _UNKNOWN: Final = Party.UNKNOWN
 _HOLD: Final = 0
 _UNHOLD: Final = 1
+
+_SHAPE: Final = 2
+_DETAIL: Final = 1
 
 _NEVER: Final = 1e300
 """The time of a field no event has carried yet (later than any unix time; a literal,
@@ -87,6 +91,7 @@ class LegFacts:
         "agent",
         "answered_at",
         "application",
+        "box",
         "bridges",
         "callee_name",
         "callee_number",
@@ -111,7 +116,6 @@ class LegFacts:
         "originator",
         "party",
         "recordings",
-        "seen",
         "shape",
         "tenant_id",
         "version",
@@ -123,6 +127,8 @@ class LegFacts:
         self.tenant_id = tenant_id
         self.key = ""
         """The normaliser's key for this leg."""
+        self.box: CallBox | None = None
+        """The normaliser's call this leg belongs to (its bookkeeping)."""
         self.created_at: float | None = None
         self.answered_at: float | None = None
         self.early_at: float | None = None
@@ -133,13 +139,11 @@ class LegFacts:
         self.originator = False
         self.holds: tuple[tuple[float, int], ...] = ()
         """(time, _HOLD or _UNHOLD): a hold and an unhold at the same instant sort hold first."""
-        self.bridges: dict[str, float] = {}
-        """other leg id -> earliest bridge time."""
+        self.bridges: dict[str, float] | None = None
+        """other leg id -> earliest bridge time (None until the first bridge)."""
         self.recordings: tuple[Recording, ...] = ()
         """Each recording once. Tuples, not sets, for these rarely used collections: an
         empty tuple costs nothing, an empty set over 200 bytes on each of thousands of legs."""
-        self.seen: set[tuple[object, ...]] = set()
-        """Events already folded in: kind and PBX message id, else what they say."""
         self.leg_cache: Leg | None = None
         self.leg_cache_version = -1
         """The last ``Leg`` value built from these facts (derive reuses it while unchanged)."""
@@ -186,39 +190,45 @@ class LegFacts:
         return self.ended_at is not None
 
     def add(self, event: ChannelEvent) -> bool:
-        """Fold one event in. False when it was a duplicate (nothing changed)."""
-        seen_key: tuple[object, ...]
-        if event.event_id is not None:
-            seen_key = (event.kind, event.event_id)
-        else:
-            seen_key = (event.kind, event.at, event.other_leg_id, event.moving)
-        if seen_key in self.seen:
-            return False
-        self.seen.add(seen_key)
-        self.version += 1
+        """Fold one event in. False when it changed nothing: a duplicate, or an event that
+        brings no new fact. Every fact is a join (earliest time, least value, union), so
+        folding an event twice is the same as folding it once: no record of the events
+        seen is needed to drop duplicates."""
         at = event.at
+        kind = event.kind
+        shape = False
         if self.created_at is None or at < self.created_at:
             self.created_at = at
-            self.shape += 1
-        kind = event.kind
-        if self._identity(event) | self._describe(event, at, _RANK[kind]):
-            self.shape += 1
+            shape = True
+        if self._identity(event):
+            shape = True
+        described = self._describe(event, at, _RANK[kind])
+        if described == _SHAPE:
+            shape = True
+        changed = shape or described == _DETAIL
         if kind is _ANSWERED:
             if self.answered_at is None or at < self.answered_at:
                 self.answered_at = at
+                changed = True
         elif kind is _DESTROYED:
-            self._destroyed(event)
+            changed = self._destroyed(event) or changed
         elif kind is _BRIDGED:
-            self._bridged(event)
+            changed = self._bridged(event) or changed
         elif kind is _HELD:
-            self._hold((at, _HOLD))
+            changed = self._hold((at, _HOLD)) or changed
         elif kind is _UNHELD:
-            self._hold((at, _UNHOLD))
+            changed = self._hold((at, _UNHOLD)) or changed
         elif kind is _EARLY:
             if self.early_at is None or at < self.early_at:
                 self.early_at = at
+                changed = True
         elif kind is _SNAPSHOT:
-            self._snapshot(event)
+            changed = self._snapshot(event) or changed
+        if not changed:
+            return False
+        self.version += 1
+        if shape:
+            self.shape += 1
         return True
 
     def _identity(self, event: ChannelEvent) -> bool:
@@ -244,9 +254,11 @@ class LegFacts:
             changed = True
         return changed
 
-    def _describe(self, event: ChannelEvent, at: float, rank: int) -> bool:
+    def _describe(self, event: ChannelEvent, at: float, rank: int) -> int:
         """Take each descriptive field from the earliest event that carries it (a native
-        float compare rejects the usual later event at once)."""
+        float compare rejects the usual later event at once). Returns :data:`_SHAPE` when
+        a field the call's shape depends on changed, :data:`_DETAIL` when only the node
+        did, else 0."""
         changed = False
         value = event.caller_number
         if (
@@ -317,42 +329,60 @@ class LegFacts:
             and _wins(at, rank, value, self._t_node, self._r_node, self.node)
         ):
             self.node, self._t_node, self._r_node = value, at, rank
-        return changed
+            return _SHAPE if changed else _DETAIL
+        return _SHAPE if changed else 0
 
-    def _bridged(self, event: ChannelEvent) -> None:
+    def _bridged(self, event: ChannelEvent) -> bool:
         other = event.other_leg_id
-        if other and other != self.leg_id:
-            old = self.bridges.get(other)
-            if old is None or event.at < old:
-                self.bridges[other] = event.at
+        if not other or other == self.leg_id:
+            return False
+        bridges = self.bridges
+        if bridges is None:
+            self.bridges = {other: event.at}
+            return True
+        old = bridges.get(other)
+        if old is not None and old <= event.at:
+            return False
+        bridges[other] = event.at
+        return True
 
-    def _destroyed(self, event: ChannelEvent) -> None:
+    def _destroyed(self, event: ChannelEvent) -> bool:
         if event.moving:
-            return
+            return False
+        changed = False
         at = event.at
         cause = event.hangup_cause.upper() if event.hangup_cause else None
         if self.ended_at is None or at < self.ended_at:
             self.ended_at = at
             self.hangup_cause = cause
+            changed = True
         elif (
             at == self.ended_at
             and cause is not None
             and (self.hangup_cause is None or cause < self.hangup_cause)
         ):
             self.hangup_cause = cause
+            changed = True
         for recording in event.recordings:
             if recording not in self.recordings:
                 self.recordings = (*self.recordings, recording)
+                changed = True
+        return changed
 
-    def _snapshot(self, event: ChannelEvent) -> None:
+    def _snapshot(self, event: ChannelEvent) -> bool:
+        changed = False
         if event.answered and self.answered_at is None:
             self.answered_at = event.at
+            changed = True
         if event.held != self.held:
-            self._hold((event.at, _HOLD if event.held else _UNHOLD))
+            changed = self._hold((event.at, _HOLD if event.held else _UNHOLD)) or changed
+        return changed
 
-    def _hold(self, change: tuple[float, int]) -> None:
-        if change not in self.holds:
-            self.holds = (*self.holds, change)
+    def _hold(self, change: tuple[float, int]) -> bool:
+        if change in self.holds:
+            return False
+        self.holds = (*self.holds, change)
+        return True
 
     def hold_intervals(self, until: float | None) -> list[tuple[float, float | None]]:
         """Closed hold intervals; an open one ends at ``until`` (None: still open)."""

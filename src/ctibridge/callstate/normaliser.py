@@ -35,16 +35,20 @@ _GROUP: Final = "G\x1f"
 _BRIDGE: Final = "B\x1f"
 
 
-class _Box:
-    """One call as published: the union-find root's payload."""
+class CallBox:
+    """One call as published: the union-find root's payload. Each of its legs points to
+    it (``LegFacts.box``), so an event reaches its call without a look-up by key."""
 
     __slots__ = (
         "bridge_node", "call_id", "cross", "dirty", "group_node", "legs", "nodes", "pbx",
-        "published", "shape", "shape_version",
+        "published", "root", "shape", "shape_version",
     )  # fmt: skip
 
-    def __init__(self, pbx: str) -> None:
+    def __init__(self, root: str, pbx: str) -> None:
+        self.root = root
+        """The union-find root the normaliser files this call under."""
         self.legs: dict[str, LegFacts] = {}
+        """leg key -> facts; each leg's ``box`` points back here (see ``_adopt``)."""
         self.nodes: set[str] = set()
         self.group_node = ""
         """The least group-key node of the call (its id), empty while it has none."""
@@ -71,9 +75,8 @@ class Normaliser:
     ) -> None:
         self._digits = internal_digits
         self._keep_ended = keep_ended
-        self._max_tombstones = tombstones
         self._parent: dict[str, str] = {}
-        self._boxes: dict[str, _Box] = {}
+        self._boxes: dict[str, CallBox] = {}
         self._leg_node: dict[str, str] = {}
         """leg key -> its union-find node (same string; kept for membership tests)."""
         self._facts: dict[str, LegFacts] = {}
@@ -83,7 +86,7 @@ class Normaliser:
         self._bridged_by: dict[str, set[str]] = {}
         """leg key -> keys of legs that reported a bridge to it."""
         self._ended: OrderedDict[str, None] = OrderedDict()
-        self._tombstones: OrderedDict[str, None] = OrderedDict()
+        self._tombstones = _Tombstones(tombstones)
         self._merged: dict[str, set[str]] = {}
         """root -> ids of published calls merged into it, not yet announced as replaced."""
         self._regrouped = False
@@ -108,11 +111,14 @@ class Normaliser:
             tenant_legs[event.leg_id] = facts
         key = facts.key
         shape = facts.shape
-        if not facts.add(event):
-            return []
+        changed = facts.add(event)
+        if not changed and self._same_links(facts, event):
+            return []  # a duplicate, or nothing new
         self._regrouped = False
-        root = self._link(key, facts, event, is_new)
-        box = self._boxes[root]
+        self._link(key, facts, event, is_new)
+        box = facts.box
+        assert box is not None
+        root = box.root
         if is_new or facts.shape != shape:
             box.shape_version += 1
         kind = event.kind
@@ -121,7 +127,7 @@ class Normaliser:
         other = f"{event.tenant_id}{_SEP}{other_leg}" if bridged and other_leg else None
         if other is not None:
             self._bridged_by.setdefault(other, set()).add(key)
-        if not is_new and not self._regrouped and self._invisible(event, facts, box, root, other):
+        if not is_new and not self._regrouped and self._invisible(event, facts, box, other):
             box.dirty = True
             return []
         # Legs bridged across calls (attended transfer) change both calls.
@@ -132,10 +138,10 @@ class Normaliser:
                     roots.add(oroot)
                     box.cross = self._boxes[oroot].cross = True
             return self._publish(roots)
-        return self._publish_one(root)
+        return self._publish_one(box)
 
     def _invisible(
-        self, event: ChannelEvent, facts: LegFacts, box: _Box, root: str, other: str | None
+        self, event: ChannelEvent, facts: LegFacts, box: CallBox, other: str | None
     ) -> bool:
         """Events that change nothing a call record shows while the call is live: early
         media, the PBX answering the caller's leg, a bridge inside the call, a leg that never
@@ -151,7 +157,8 @@ class Normaliser:
         if kind is LegEventKind.ANSWERED:
             return facts.originator and facts.origin_tag is None
         if kind is LegEventKind.BRIDGED:
-            return other is not None and other in self._facts and self._find(other) == root
+            ofacts = self._facts.get(other) if other is not None else None
+            return ofacts is not None and ofacts.box is box
         if kind is LegEventKind.DESTROYED:
             return _quiet_end(event, facts, box, published)
         return False
@@ -201,7 +208,9 @@ class Normaliser:
         key = tenant_id + _SEP + leg_id
         if key not in self._facts:
             return None
-        return self._fresh(self._boxes[self._find(key)])
+        box = self._facts[key].box
+        assert box is not None
+        return self._fresh(box)
 
     def active_calls(self, tenant_id: str | None = None) -> list[Call]:
         calls = [
@@ -229,7 +238,7 @@ class Normaliser:
             parent[node], node = root, parent[node]
         return root
 
-    def _add_node(self, box: _Box, root: str, node: str) -> None:
+    def _add_node(self, box: CallBox, root: str, node: str) -> None:
         """Make ``node`` (a grouping key never seen before) part of the call at ``root``."""
         self._parent[node] = root
         box.nodes.add(node)
@@ -241,9 +250,9 @@ class Normaliser:
 
     def _new_box(self, key: str, facts: LegFacts, pbx: str) -> str:
         self._parent[key] = key
-        box = self._boxes[key] = _Box(pbx)
+        box = self._boxes[key] = CallBox(key, pbx)
         box.nodes.add(key)
-        box.legs[key] = facts
+        _adopt(box, key, facts)
         return key
 
     def _union(self, ra: str, rb: str) -> str:
@@ -265,7 +274,8 @@ class Normaliser:
         keep.dirty = True
         keep.cross = keep.cross or gone.cross
         keep.shape_version += gone.shape_version + 1
-        keep.legs.update(gone.legs)
+        for leg_key, facts in gone.legs.items():
+            _adopt(keep, leg_key, facts)
         if gone.published is not None:
             keep.published = _older(keep.published, gone.published)
             self._merged.setdefault(big, set()).add(gone.published.call_id)
@@ -280,6 +290,17 @@ class Normaliser:
         self._add_node(self._boxes[root], root, target)
         return root
 
+    @staticmethod
+    def _same_links(facts: LegFacts, event: ChannelEvent) -> bool:
+        """The event names the same grouping keys as the leg's last one (so linking it
+        would change nothing)."""
+        other = event.other_leg_id if event.kind is not LegEventKind.BRIDGED else None
+        return (
+            event.group_key == facts.last_group_key
+            and event.bridge_key == facts.last_bridge_key
+            and other == facts.last_other
+        )
+
     def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> str:
         """Union the leg with what its event names; return the call's root."""
         other = event.other_leg_id if event.kind is not LegEventKind.BRIDGED else None
@@ -290,7 +311,7 @@ class Normaliser:
             and bridge_key == facts.last_bridge_key
             and other == facts.last_other
         ):
-            return self._find(key)  # the usual case: the same keys as last time
+            return _root_of(facts)  # the usual case: the same keys as last time
         facts.last_group_key, facts.last_bridge_key, facts.last_other = group_key, bridge_key, other
         tenant = event.tenant_id
         if group_key:
@@ -302,17 +323,17 @@ class Normaliser:
         else:
             target = ""
         if not is_new and target in facts.linked:
-            return self._find(key)  # the usual case: nothing new to link
+            return _root_of(facts)  # the usual case: nothing new to link
         if target:
             facts.linked = (*facts.linked, target)
         if not is_new:
-            return self._join(self._find(key), target) if target else self._find(key)
+            return self._join(_root_of(facts), target) if target else _root_of(facts)
         facts.linked = (*facts.linked, "")
         if key in self._parent:
             # Named before by another leg (as its other leg): this joins that call.
             root = self._find(key)
             box = self._boxes[root]
-            box.legs[key] = facts
+            _adopt(box, key, facts)
             if not box.group_node and not box.bridge_node:
                 box.call_id = ""
             if target:
@@ -323,7 +344,7 @@ class Normaliser:
             box = self._boxes[root]
             self._parent[key] = root
             box.nodes.add(key)
-            box.legs[key] = facts
+            _adopt(box, key, facts)
             if not box.group_node and not box.bridge_node:
                 box.call_id = ""  # named after its earliest leg, which this may be
         else:
@@ -340,15 +361,17 @@ class Normaliser:
 
     def _cross_links(self, key: str, facts: LegFacts) -> list[tuple[str, float]]:
         """(other leg key, bridge time) for bridges this leg reported or was reported in."""
-        links = [(facts.tenant_id + _SEP + other, at) for other, at in facts.bridges.items()]
+        bridges = facts.bridges
+        links = [(facts.tenant_id + _SEP + o, at) for o, at in bridges.items()] if bridges else []
         for okey in self._bridged_by.get(key, ()):
             ofacts = self._facts.get(okey)
-            at = ofacts.bridges.get(facts.leg_id) if ofacts is not None else None
+            obridges = ofacts.bridges if ofacts is not None else None
+            at = obridges.get(facts.leg_id) if obridges is not None else None
             if at is not None:
                 links.append((okey, at))
         return links
 
-    def _views(self, root: str, box: _Box) -> list[LegView]:
+    def _views(self, root: str, box: CallBox) -> list[LegView]:
         if not box.cross:
             return [_plain_view(facts) for facts in box.legs.values()]
         views: list[LegView] = []
@@ -375,7 +398,7 @@ class Normaliser:
     def _publish(self, roots: set[str]) -> list[CallChanged]:
         if len(roots) == 1:
             (root,) = roots
-            return self._publish_one(self._find(root))
+            return self._publish_one(self._boxes[self._find(root)])
         out: list[CallChanged] = []
         seen: set[str] = set()
         pending = sorted({self._find(r) for r in roots})
@@ -383,11 +406,11 @@ class Normaliser:
             if root in seen or root not in self._boxes:
                 continue
             seen.add(root)
-            out.extend(self._publish_one(root))
+            out.extend(self._publish_one(self._boxes[root]))
         return out
 
-    def _publish_one(self, root: str) -> list[CallChanged]:
-        box = self._boxes[root]
+    def _publish_one(self, box: CallBox) -> list[CallChanged]:
+        root = box.root
         if not box.call_id:
             box.call_id = _call_id(box)
         prev = box.published
@@ -425,13 +448,11 @@ class Normaliser:
             self._evict()
         return out
 
-    def _fresh(self, box: _Box) -> Call | None:
+    def _fresh(self, box: CallBox) -> Call | None:
         """The published call, brought up to date with invisible events (no event emitted:
         they change nothing visible)."""
-        if box.dirty and box.published is not None:
-            root = self._find(next(iter(box.legs))) if box.legs else None
-            if root is not None:
-                self._publish_one(root)
+        if box.dirty and box.published is not None and box.legs:
+            self._publish_one(box)
         return box.published
 
     def _evict(self) -> None:
@@ -440,21 +461,60 @@ class Normaliser:
             box = self._boxes.pop(root, None)
             if box is None:
                 continue
+            parent = self._parent
             for node in box.nodes:
-                self._parent.pop(node, None)
-                if node in self._facts:
-                    gone = self._facts.pop(node)
-                    # The leg and its cached view refer to each other: break the cycle so
-                    # reference counting frees them now, not a full collection much later.
-                    gone.view_cache = None
-                    self._by_tenant.get(gone.tenant_id, {}).pop(gone.leg_id, None)
-                    self._bridged_by.pop(node, None)
-                    self._tombstones[node] = None
-            while len(self._tombstones) > self._max_tombstones:
-                self._tombstones.popitem(last=False)
+                parent.pop(node, None)
+            bridged_by = self._bridged_by
+            for key, gone in box.legs.items():
+                self._facts.pop(key, None)
+                # The leg refers to its view and its call, which refer back to it: break
+                # the cycles so reference counting frees them now, not a full collection
+                # much later.
+                gone.view_cache = None
+                gone.box = None
+                tenant_legs = self._by_tenant.get(gone.tenant_id)
+                if tenant_legs is not None:
+                    tenant_legs.pop(gone.leg_id, None)
+                if bridged_by:
+                    bridged_by.pop(key, None)
+                self._tombstones.add(key)
 
 
-def _quiet_end(event: ChannelEvent, facts: LegFacts, box: _Box, published: Call) -> bool:
+class _Tombstones:
+    """Keys of forgotten legs, so that their late events are dropped rather than starting
+    a new call: at least the newest ``limit // 2`` are remembered, at most ``limit``. Two
+    sets that take turns, rather than an ordered dict trimmed one key at a time: adding a
+    key is one set insertion, with no order to keep."""
+
+    __slots__ = ("half", "older", "young")
+
+    def __init__(self, limit: int) -> None:
+        self.half = max(1, limit // 2)
+        self.young: set[str] = set()
+        self.older: set[str] = set()
+
+    def add(self, key: str) -> None:
+        self.young.add(key)
+        if len(self.young) >= self.half:
+            self.older, self.young = self.young, set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.young or key in self.older
+
+
+def _adopt(box: CallBox, key: str, facts: LegFacts) -> None:
+    """Make ``facts`` a leg of ``box``."""
+    box.legs[key] = facts
+    facts.box = box
+
+
+def _root_of(facts: LegFacts) -> str:
+    box = facts.box
+    assert box is not None
+    return box.root
+
+
+def _quiet_end(event: ChannelEvent, facts: LegFacts, box: CallBox, published: Call) -> bool:
     """A leg's end that changes nothing the live call shows: the leg never answered (so it
     is in no answer, hand-over or talk time), held nothing, brings no recording, names no
     transfer, is not how an agent still on the call is on it, and another leg lives on (so
@@ -468,7 +528,7 @@ def _quiet_end(event: ChannelEvent, facts: LegFacts, box: _Box, published: Call)
     return any(leg is not facts and leg.ended_at is None for leg in box.legs.values())
 
 
-def _compact(box: _Box) -> None:
+def _compact(box: CallBox) -> None:
     """A call just ended: drop what only speeds up a live call (views, leg values, the
     shape), now, while it is warm in the cache, rather than when the call is evicted long
     after; a late event rebuilds them. This also breaks the leg <-> view reference cycle,
@@ -490,7 +550,7 @@ def _plain_view(facts: LegFacts) -> LegView:
     return view
 
 
-def _start(box: _Box) -> float:
+def _start(box: CallBox) -> float:
     start = -1.0
     for f in box.legs.values():
         at = f.created_at or 0.0
@@ -499,7 +559,7 @@ def _start(box: _Box) -> float:
     return max(start, 0.0)
 
 
-def _call_id(box: _Box) -> str:
+def _call_id(box: CallBox) -> str:
     if box.group_node:
         return box.group_node.rsplit(_SEP, 1)[1]
     if box.bridge_node:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -548,6 +549,40 @@ def test_duplicates_change_nothing() -> None:
     assert calls == reference
 
 
+def test_events_that_bring_no_new_fact_change_nothing() -> None:
+    # Re-sent under new message ids, a later ringing of the same phone, a hang-up of a
+    # channel moving to another media server: nothing to publish, live or after the end.
+    events = inbound_answered().events
+    norm = Normaliser()
+    norm.apply_many(events[:5])
+    live = norm.active_calls()
+    resent = [replace(e, event_id=f"again-{e.event_id}") for e in events[:5]]
+    later = replace(events[1], kind=K.RINGING, at=T0 + 2, event_id="ring-2")
+    moving = replace(events[1], kind=K.DESTROYED, at=T0 + 3, event_id="move", moving=True)
+    assert norm.apply_many([*resent, later, moving]) == []
+    assert norm.active_calls() == live
+    norm.apply_many(events[5:])
+    ended = norm.calls()
+    assert norm.apply_many([replace(e, event_id=f"late-{e.event_id}") for e in events]) == []
+    assert norm.calls() == ended
+
+
+def test_an_event_with_nothing_new_but_its_grouping_key_still_groups() -> None:
+    # The callee's leg first arrives without the interaction id; the same event re-sent
+    # with it (no new fact) must still put the leg in the caller's call.
+    c = ChannelEvent(K.CREATED, "acc1", "c", T0, group_key="I1", originator=True,
+                     party=Party.TRUNK, caller_number="+447700900123",
+                     dialed_number="+441202555100")  # fmt: skip
+    a = ChannelEvent(K.CREATED, "acc1", "a", T0 + 1, party=Party.AGENT, agent=agent("101"))
+    norm = Normaliser()
+    norm.apply_many([c, a])
+    assert len(norm.active_calls()) == 2
+    changes = norm.apply(replace(a, group_key="I1", event_id="again"))
+    (call,) = norm.active_calls()
+    assert call.call_id == "I1" and call.rung == (agent("101"),)
+    assert changes and changes[0].replaces == ("a",)
+
+
 def test_late_answer_after_end_does_not_reopen_the_call() -> None:
     events = inbound_answered().events
     answer = [e for e in events if e.kind is K.ANSWERED and e.leg_id == "a"]
@@ -618,28 +653,42 @@ def test_unknown_leg_kinds_from_other_tenants_do_not_mix() -> None:
     assert sorted(c.tenant_id for c in norm.calls()) == ["acc1", "acc2"]
 
 
+def numbered(i: int) -> list[ChannelEvent]:
+    """The events of ``inbound_answered`` as call ``I{i}`` with legs ``c{i}`` and ``a{i}``."""
+    return [
+        ChannelEvent(
+            kind=e.kind,
+            tenant_id=e.tenant_id,
+            leg_id=f"{e.leg_id}{i}",
+            at=e.at,
+            group_key=f"I{i}",
+            originator=e.originator,
+            party=e.party,
+            agent=e.agent,
+            event_id=e.event_id,
+        )
+        for e in inbound_answered().events
+    ]
+
+
 def test_eviction_keeps_memory_bounded_and_drops_late_events() -> None:
     norm = Normaliser(keep_ended=2)
     for i in range(5):
-        s = inbound_answered()
-        events = [
-            ChannelEvent(
-                kind=e.kind,
-                tenant_id=e.tenant_id,
-                leg_id=f"{e.leg_id}{i}",
-                at=e.at,
-                group_key=f"I{i}",
-                originator=e.originator,
-                party=e.party,
-                agent=e.agent,
-                event_id=e.event_id,
-            )
-            for e in s.events
-        ]
-        norm.apply_many(events)
+        norm.apply_many(numbered(i))
     assert len(norm.calls()) == 2
     late = ChannelEvent(kind=K.ANSWERED, tenant_id="acc1", leg_id="a0", at=T0 + 99)
     assert norm.apply(late) == []
+
+
+def test_only_the_newest_forgotten_legs_are_remembered() -> None:
+    # 9 calls evicted, 18 legs forgotten; a limit of 8 keeps at least the newest 4.
+    norm = Normaliser(keep_ended=1, tombstones=8)
+    for i in range(10):
+        norm.apply_many(numbered(i))
+    recent = ChannelEvent(kind=K.ANSWERED, tenant_id="acc1", leg_id="a8", at=T0 + 99)
+    assert norm.apply(recent) == []
+    old = ChannelEvent(kind=K.ANSWERED, tenant_id="acc1", leg_id="a0", at=T0 + 99)
+    assert [c.name for c in norm.apply(old)] == [E.CREATED]
 
 
 def test_an_otherwise_invisible_event_that_joins_two_calls_is_published() -> None:
