@@ -15,7 +15,7 @@ as ``transferred``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -40,8 +40,8 @@ class CallBox:
     it (``LegFacts.box``), so an event reaches its call without a look-up by key."""
 
     __slots__ = (
-        "bridge_node", "call_id", "cross", "dirty", "group_node", "legs", "nodes", "pbx",
-        "published", "root", "shape", "shape_version",
+        "bridge_node", "call_id", "cross", "dirty", "ended_tick", "group_node", "legs", "nodes",
+        "pbx", "published", "root", "shape", "shape_version",
     )  # fmt: skip
 
     def __init__(self, root: str, pbx: str) -> None:
@@ -65,6 +65,8 @@ class CallBox:
         """Bumped when a leg joins or a leg's shape changes (see ``derive.Shape``)."""
         self.cross = False
         """Some leg of this call is bridged to a leg of another call (attended transfer)."""
+        self.ended_tick = -1
+        """Its latest entry in the normaliser's list of ended calls (-1: not listed)."""
 
 
 class Normaliser:
@@ -85,7 +87,11 @@ class Normaliser:
         """tenant -> leg id -> facts (the lookup every event makes, without building a key)."""
         self._bridged_by: dict[str, set[str]] = {}
         """leg key -> keys of legs that reported a bridge to it."""
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._ended: deque[tuple[int, CallBox]] = deque()
+        """Ended calls, least recently changed first: (tick, call); an entry whose tick is
+        not the call's ``ended_tick`` is stale (the call changed since, or was merged)."""
+        self._ended_count = 0
+        self._tick = 0
         self._tombstones = _Tombstones(tombstones)
         self._merged: dict[str, set[str]] = {}
         """root -> ids of published calls merged into it, not yet announced as replaced."""
@@ -279,7 +285,9 @@ class Normaliser:
         if gone.published is not None:
             keep.published = _older(keep.published, gone.published)
             self._merged.setdefault(big, set()).add(gone.published.call_id)
-            self._ended.pop(small, None)
+            if gone.ended_tick >= 0:
+                gone.ended_tick = -1
+                self._ended_count -= 1
         self._merged.setdefault(big, set()).update(self._merged.pop(small, set()))
         return big
 
@@ -441,10 +449,12 @@ class Normaliser:
             else:
                 box.published = prev.replace(legs=derived.legs)
         if box.published is not None and box.published.state is CallState.ENDED:
-            if root not in self._ended:
+            if box.ended_tick < 0:
                 _compact(box)
-            self._ended[root] = None
-            self._ended.move_to_end(root)
+                self._ended_count += 1
+            self._tick += 1
+            box.ended_tick = self._tick
+            self._ended.append((self._tick, box))
             self._evict()
         return out
 
@@ -456,17 +466,19 @@ class Normaliser:
         return box.published
 
     def _evict(self) -> None:
-        while len(self._ended) > self._keep_ended:
-            root, _ = self._ended.popitem(last=False)
-            box = self._boxes.pop(root, None)
-            if box is None:
+        while self._ended_count > self._keep_ended:
+            tick, box = self._ended.popleft()
+            if tick != box.ended_tick:
                 continue
+            box.ended_tick = -1
+            self._ended_count -= 1
+            del self._boxes[box.root]
             parent = self._parent
             for node in box.nodes:
-                parent.pop(node, None)
+                del parent[node]
             bridged_by = self._bridged_by
             for key, gone in box.legs.items():
-                self._facts.pop(key, None)
+                del self._facts[key]
                 # The leg refers to its view and its call, which refer back to it: break
                 # the cycles so reference counting frees them now, not a full collection
                 # much later.
@@ -474,7 +486,7 @@ class Normaliser:
                 gone.box = None
                 tenant_legs = self._by_tenant.get(gone.tenant_id)
                 if tenant_legs is not None:
-                    tenant_legs.pop(gone.leg_id, None)
+                    del tenant_legs[gone.leg_id]
                 if bridged_by:
                     bridged_by.pop(key, None)
                 self._tombstones.add(key)
