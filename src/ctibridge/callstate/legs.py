@@ -110,7 +110,6 @@ class LegFacts:
         "leg_cache",
         "leg_cache_version",
         "leg_id",
-        "linked",
         "node",
         "origin_tag",
         "originator",
@@ -151,8 +150,6 @@ class LegFacts:
         self.last_bridge_key: str | None = None
         self.last_other: str | None = None
         """The grouping keys of the last event (the normaliser's fast path)."""
-        self.linked: tuple[str, ...] = ()
-        """Grouping keys this leg was already united with (normaliser bookkeeping)."""
         self.version = 0
         """Bumped on every change (caches of derived values key on it)."""
         self.view_cache: LegView | None = None

@@ -49,7 +49,8 @@ class CallBox:
         """The union-find root the normaliser files this call under."""
         self.legs: dict[str, LegFacts] = {}
         """leg key -> facts; each leg's ``box`` points back here (see ``_adopt``)."""
-        self.nodes: set[str] = set()
+        self.nodes: list[str] = []
+        """Its union-find nodes (each in one call only, so a list: smaller than a set)."""
         self.group_node = ""
         """The least group-key node of the call (its id), empty while it has none."""
         self.bridge_node = ""
@@ -85,7 +86,7 @@ class Normaliser:
         """leg key (tenant, separator, leg id) -> facts."""
         self._by_tenant: dict[str, dict[str, LegFacts]] = {}
         """tenant -> leg id -> facts (the lookup every event makes, without building a key)."""
-        self._bridged_by: dict[str, set[str]] = {}
+        self._bridged_by: dict[str, tuple[str, ...]] = {}
         """leg key -> keys of legs that reported a bridge to it."""
         self._ended: deque[tuple[int, CallBox]] = deque()
         """Ended calls, least recently changed first: (tick, call); an entry whose tick is
@@ -132,7 +133,9 @@ class Normaliser:
         bridged = kind is LegEventKind.BRIDGED and other_leg is not None
         other = f"{event.tenant_id}{_SEP}{other_leg}" if bridged and other_leg else None
         if other is not None:
-            self._bridged_by.setdefault(other, set()).add(key)
+            known = self._bridged_by.get(other, ())
+            if key not in known:
+                self._bridged_by[other] = (*known, key)
         if not is_new and not self._regrouped and self._invisible(event, facts, box, other):
             box.dirty = True
             return []
@@ -247,7 +250,7 @@ class Normaliser:
     def _add_node(self, box: CallBox, root: str, node: str) -> None:
         """Make ``node`` (a grouping key never seen before) part of the call at ``root``."""
         self._parent[node] = root
-        box.nodes.add(node)
+        box.nodes.append(node)
         if node.startswith(_GROUP):
             if not box.group_node or node < box.group_node:
                 box.group_node, box.call_id = node, ""
@@ -257,7 +260,7 @@ class Normaliser:
     def _new_box(self, key: str, facts: LegFacts, pbx: str) -> str:
         self._parent[key] = key
         box = self._boxes[key] = CallBox(key, pbx)
-        box.nodes.add(key)
+        box.nodes.append(key)
         _adopt(box, key, facts)
         return key
 
@@ -271,7 +274,7 @@ class Normaliser:
         big, small = ra, rb
         self._parent[small] = big
         keep, gone = self._boxes[big], self._boxes.pop(small)
-        keep.nodes |= gone.nodes
+        keep.nodes.extend(gone.nodes)
         if gone.group_node and (not keep.group_node or gone.group_node < keep.group_node):
             keep.group_node = gone.group_node
         if gone.bridge_node and (not keep.bridge_node or gone.bridge_node < keep.bridge_node):
@@ -330,13 +333,8 @@ class Normaliser:
             target = f"{tenant}{_SEP}{other}"
         else:
             target = ""
-        if not is_new and target in facts.linked:
-            return _root_of(facts)  # the usual case: nothing new to link
-        if target:
-            facts.linked = (*facts.linked, target)
         if not is_new:
             return self._join(_root_of(facts), target) if target else _root_of(facts)
-        facts.linked = (*facts.linked, "")
         if key in self._parent:
             # Named before by another leg (as its other leg): this joins that call.
             root = self._find(key)
@@ -351,7 +349,7 @@ class Normaliser:
             root = self._find(target)
             box = self._boxes[root]
             self._parent[key] = root
-            box.nodes.add(key)
+            box.nodes.append(key)
             _adopt(box, key, facts)
             if not box.group_node and not box.bridge_node:
                 box.call_id = ""  # named after its earliest leg, which this may be
