@@ -98,6 +98,7 @@ class Normaliser:
         """root -> ids of published calls merged into it, not yet announced as replaced."""
         self._regrouped = False
         """The event being applied merged two calls (then it is visible, whatever it is)."""
+        self._tenant_ids: dict[str, str] = {}
 
     # -- public API -------------------------------------------------------------------
 
@@ -112,7 +113,9 @@ class Normaliser:
             key = f"{event.tenant_id}{_SEP}{event.leg_id}"
             if key in self._tombstones:
                 return []
-            facts = LegFacts(event.leg_id, event.tenant_id)
+            # One tenant id string for all its legs, not a copy from each leg's first event.
+            tenant = self._tenant_ids.setdefault(event.tenant_id, event.tenant_id)
+            facts = LegFacts(event.leg_id, tenant)
             facts.key = key
             self._facts[key] = facts
             tenant_legs[event.leg_id] = facts
