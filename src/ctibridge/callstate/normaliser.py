@@ -80,8 +80,6 @@ class Normaliser:
         self._keep_ended = keep_ended
         self._parent: dict[str, str] = {}
         self._boxes: dict[str, CallBox] = {}
-        self._leg_node: dict[str, str] = {}
-        """leg key -> its union-find node (same string; kept for membership tests)."""
         self._facts: dict[str, LegFacts] = {}
         """leg key (tenant, separator, leg id) -> facts."""
         self._by_tenant: dict[str, dict[str, LegFacts]] = {}
@@ -99,6 +97,7 @@ class Normaliser:
         self._regrouped = False
         """The event being applied merged two calls (then it is visible, whatever it is)."""
         self._tenant_ids: dict[str, str] = {}
+        """Each tenant id once: its legs share the string."""
 
     # -- public API -------------------------------------------------------------------
 
@@ -456,6 +455,9 @@ class Normaliser:
             self._tick += 1
             box.ended_tick = self._tick
             self._ended.append((self._tick, box))
+            if len(self._ended) > 2 * self._ended_count + 64:
+                # Late events on ended calls leave stale entries behind: drop them.
+                self._ended = deque(e for e in self._ended if e[0] == e[1].ended_tick)
             self._evict()
         return out
 

@@ -680,6 +680,16 @@ def test_eviction_keeps_memory_bounded_and_drops_late_events() -> None:
     assert norm.apply(late) == []
 
 
+def test_late_changes_to_ended_calls_do_not_grow_the_ended_list() -> None:
+    norm = Normaliser(keep_ended=100)
+    norm.apply_many(numbered(0))
+    for n in range(300):  # a new recording each time: each one amends the ended call
+        late = ChannelEvent(K.DESTROYED, "acc1", "a0", T0 + 30, recordings=(rec(f"r{n}"),))
+        assert [c.name for c in norm.apply(late)] == [E.UPDATED]
+    assert len(norm._ended) <= 2 * 1 + 64 + 1
+    assert len(one(norm.calls()).recordings) == 300
+
+
 def test_only_the_newest_forgotten_legs_are_remembered() -> None:
     # 9 calls evicted, 18 legs forgotten; a limit of 8 keeps at least the newest 4.
     norm = Normaliser(keep_ended=1, tombstones=8)
