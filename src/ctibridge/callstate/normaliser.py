@@ -316,15 +316,10 @@ class Normaliser:
 
     def _link(self, key: str, facts: LegFacts, event: ChannelEvent, is_new: bool) -> str:
         """Union the leg with what its event names; return the call's root."""
+        if not is_new and self._same_links(facts, event):
+            return _root_of(facts)  # the usual case: the same keys as last time
         other = event.other_leg_id if event.kind is not LegEventKind.BRIDGED else None
         group_key, bridge_key = event.group_key, event.bridge_key
-        if (
-            not is_new
-            and group_key == facts.last_group_key
-            and bridge_key == facts.last_bridge_key
-            and other == facts.last_other
-        ):
-            return _root_of(facts)  # the usual case: the same keys as last time
         facts.last_group_key, facts.last_bridge_key, facts.last_other = group_key, bridge_key, other
         tenant = event.tenant_id
         if group_key:
