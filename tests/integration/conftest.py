@@ -18,6 +18,7 @@ import websockets
 from ctibridge.config import Settings, load
 from ctibridge.launcher import DemoSystem, running_demo
 from ctibridge.storage import SqlStorage
+from tests.fakes.fake_salesforce import FakeSalesforce
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -128,3 +129,10 @@ class AgentClient:
             for f in self.frames
             if f["type"] == "event"
         ]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSalesforce]:
+    """A fake Salesforce over real HTTP (for the tests that connect ctibridge to one)."""
+    async with FakeSalesforce() as server:
+        yield server

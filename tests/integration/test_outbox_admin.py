@@ -36,12 +36,6 @@ T0 = 1_773_418_296
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSalesforce]:
-    async with FakeSalesforce() as server:
-        yield server
-
-
-@pytest.fixture
 async def system(tmp_path: Path, fake: FakeSalesforce) -> AsyncIterator[DemoSystem]:
     async with stack(tmp_path, fake) as running:
         yield running

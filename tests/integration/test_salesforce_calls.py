@@ -77,12 +77,6 @@ def _connected(system: DemoSystem) -> bool:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSalesforce]:
-    async with FakeSalesforce() as server:
-        yield server
-
-
-@pytest.fixture
 async def system(tmp_path: Path, fake: FakeSalesforce) -> AsyncIterator[DemoSystem]:
     async with stack(tmp_path, fake) as running:
         yield running
